@@ -1,0 +1,302 @@
+"""The ``onsei`` command: transcribe, detect-language, models, languages.
+
+Option names and meanings follow the whisper CLI. Every failure the user can cause (a bad file,
+model, language or option) is one line on stderr and a non-zero exit; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from onsei.errors import OnseiError, OptionError, print_error
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def str2bool(value: str) -> bool:
+    """``True``/``False`` as the whisper CLI spells them (also yes/no, 1/0, any case)."""
+    lowered = value.lower()
+    if lowered in ("true", "yes", "1"):
+        return True
+    if lowered in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+
+
+def optional_int(value: str) -> int | None:
+    return None if value == "None" else int(value)
+
+
+def optional_float(value: str) -> float | None:
+    return None if value == "None" else float(value)
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default="base", help="model name or directory (see `onsei models`)"
+    )
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--compute_type",
+        default="default",
+        help="CTranslate2 compute type; default: int8 on CPU, float16 on CUDA",
+    )
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: engine default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onsei", description="Offline speech recognition: transcribe audio with Whisper."
+    )
+    parser.add_argument("--version", action="version", version=f"onsei {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    t = commands.add_parser(
+        "transcribe",
+        help="transcribe audio files",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    t.add_argument("audio", nargs="+", help="audio or video files, directories or glob patterns")
+    _add_model_arguments(t)
+    t.add_argument("--output_dir", "-o", default=".", help="directory for the output files")
+    t.add_argument(
+        "--output_format",
+        "-f",
+        default="all",
+        choices=("txt", "vtt", "srt", "tsv", "json", "all"),
+    )
+    t.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
+    t.add_argument("--verbose", type=str2bool, default=True, help="print segments and progress")
+    t.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
+    t.add_argument("--language", default=None, help="language code or name; auto to detect")
+    t.add_argument("--temperature", type=float, default=0.0)
+    t.add_argument("--best_of", type=optional_int, default=5)
+    t.add_argument("--beam_size", type=optional_int, default=5)
+    t.add_argument("--patience", type=optional_float, default=None)
+    t.add_argument("--length_penalty", type=optional_float, default=None)
+    t.add_argument("--repetition_penalty", type=float, default=1.0)
+    t.add_argument("--no_repeat_ngram_size", type=int, default=0)
+    t.add_argument(
+        "--suppress_tokens",
+        default="-1",
+        help="comma-separated token ids to suppress; -1: Whisper's non-speech symbols",
+    )
+    t.add_argument("--initial_prompt", default=None)
+    t.add_argument("--prefix", default=None, help="text the first window must start with")
+    t.add_argument("--hotwords", default=None, help="words or phrases to bias decoding towards")
+    t.add_argument("--condition_on_previous_text", type=str2bool, default=True)
+    t.add_argument("--temperature_increment_on_fallback", type=optional_float, default=0.2)
+    t.add_argument("--compression_ratio_threshold", type=optional_float, default=2.4)
+    t.add_argument("--logprob_threshold", type=optional_float, default=-1.0)
+    t.add_argument("--no_speech_threshold", type=optional_float, default=0.6)
+    t.add_argument("--word_timestamps", type=str2bool, default=False)
+    t.add_argument("--prepend_punctuations", default="\"'“¿([{-")
+    t.add_argument("--append_punctuations", default="\"'.。,，!！?？:：”)]}、")
+    t.add_argument("--highlight_words", type=str2bool, default=False)
+    t.add_argument("--max_line_width", type=optional_int, default=None)
+    t.add_argument("--max_line_count", type=optional_int, default=None)
+    t.add_argument("--max_words_per_line", type=optional_int, default=None)
+    t.add_argument("--clip_timestamps", default="0", help="start,end,start,end,... in seconds")
+    t.add_argument("--hallucination_silence_threshold", type=optional_float, default=None)
+    t.add_argument("--multilingual", type=str2bool, default=False)
+    t.add_argument("--vad_filter", type=str2bool, default=True, help="skip non-speech (Silero VAD)")
+    t.add_argument("--vad_threshold", type=float, default=0.5)
+    t.add_argument("--vad_min_speech_duration_ms", type=int, default=0)
+    t.add_argument("--vad_max_speech_duration_s", type=float, default=float("inf"))
+    t.add_argument("--vad_min_silence_duration_ms", type=int, default=2000)
+    t.add_argument("--vad_speech_pad_ms", type=int, default=400)
+
+    d = commands.add_parser("detect-language", help="print the most likely languages of audio")
+    d.add_argument("audio", nargs="+", help="audio or video files")
+    _add_model_arguments(d)
+    d.add_argument("--top", type=int, default=5, help="how many languages to print")
+    d.add_argument("--vad_filter", type=str2bool, default=True)
+
+    commands.add_parser("models", help="list the models available offline")
+    commands.add_parser("languages", help="list the language codes Whisper knows")
+    return parser
+
+
+def decoding_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Map parsed ``transcribe`` arguments to ``DecodingOptions`` keywords."""
+    from onsei.whisper.options import temperature_schedule
+
+    try:
+        suppress = [int(t) for t in args.suppress_tokens.split(",") if t.strip()]
+        clips: str | list[float] = args.clip_timestamps
+        if clips != "0":
+            clips = [float(t) for t in clips.split(",") if t.strip()]
+    except ValueError:
+        raise OptionError(
+            "--suppress_tokens and --clip_timestamps take comma-separated numbers"
+        ) from None
+    return {
+        "language": args.language,
+        "task": args.task,
+        "beam_size": args.beam_size or 1,
+        "best_of": args.best_of or 1,
+        "patience": args.patience or 1.0,
+        "length_penalty": args.length_penalty,
+        "repetition_penalty": args.repetition_penalty,
+        "no_repeat_ngram_size": args.no_repeat_ngram_size,
+        "temperature": temperature_schedule(
+            args.temperature, args.temperature_increment_on_fallback
+        ),
+        "compression_ratio_threshold": args.compression_ratio_threshold,
+        "logprob_threshold": args.logprob_threshold,
+        "no_speech_threshold": args.no_speech_threshold,
+        "condition_on_previous_text": args.condition_on_previous_text,
+        "initial_prompt": args.initial_prompt,
+        "prefix": args.prefix,
+        "hotwords": args.hotwords,
+        "suppress_tokens": suppress or None,
+        "word_timestamps": args.word_timestamps,
+        "prepend_punctuations": args.prepend_punctuations,
+        "append_punctuations": args.append_punctuations,
+        "clip_timestamps": clips,
+        "hallucination_silence_threshold": args.hallucination_silence_threshold,
+        "multilingual": args.multilingual,
+        "vad_filter": args.vad_filter,
+        "vad_parameters": {
+            "threshold": args.vad_threshold,
+            "min_speech_duration_ms": args.vad_min_speech_duration_ms,
+            "max_speech_duration_s": args.vad_max_speech_duration_s,
+            "min_silence_duration_ms": args.vad_min_silence_duration_ms,
+            "speech_pad_ms": args.vad_speech_pad_ms,
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    commands = {
+        "transcribe": _run_transcribe,
+        "detect-language": _run_detect_language,
+        "models": _run_models,
+        "languages": _run_languages,
+    }
+    try:
+        return commands[args.command](args)
+    except OnseiError as error:
+        print_error(str(error))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _run_transcribe(args: argparse.Namespace) -> int:
+    from onsei.batch import BatchTranscriber
+    from onsei.writers import SubtitleOptions, expand_formats
+
+    subtitle = SubtitleOptions(
+        max_line_width=args.max_line_width,
+        max_line_count=args.max_line_count,
+        max_words_per_line=args.max_words_per_line,
+        highlight_words=args.highlight_words,
+    )
+    if not args.word_timestamps:
+        for name in ("max_line_width", "max_line_count", "max_words_per_line", "highlight_words"):
+            if getattr(args, name):
+                raise OptionError(f"--{name} requires --word_timestamps True")
+    options = decoding_options(args)
+    from onsei.whisper.options import DecodingOptions
+
+    DecodingOptions.from_kwargs(**options)  # reject bad options before any file is read
+    batch = BatchTranscriber(
+        model=args.model,
+        device=args.device,
+        compute_type=args.compute_type,
+        threads=args.threads,
+        options=options,
+        output_dir=Path(args.output_dir),
+        formats=expand_formats(args.output_format),
+        subtitle_options=subtitle,
+        overwrite=args.overwrite,
+        verbose=args.verbose,
+    )
+    return EXIT_FAILED if batch.run(args.audio).failed else 0
+
+
+def _run_detect_language(args: argparse.Namespace) -> int:
+    from onsei.audio import check_speech_audio, load_audio
+    from onsei.inputs import expand_inputs
+    from onsei.recognizer import load_model
+
+    inputs = expand_inputs(args.audio)
+    for message in inputs.errors:
+        print_error(message)
+    model = None
+    failed = len(inputs.errors)
+    for path in inputs.files:
+        try:
+            audio = load_audio(path)
+            check_speech_audio(audio, str(path))
+            if model is None:
+                model = load_model(
+                    args.model,
+                    device=args.device,
+                    compute_type=args.compute_type,
+                    threads=args.threads,
+                )
+            languages = model.detect_language(audio, vad_filter=args.vad_filter)
+        except OnseiError as error:
+            print_error(str(error))
+            failed += 1
+            continue
+        if len(inputs.files) > 1:
+            print(f"==> {path} <==")
+        for code, probability in languages[: args.top]:
+            print(f"{code} {probability:.4f}")
+    return EXIT_FAILED if failed else 0
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from onsei.whisper.registry import BUNDLED_MODELS, DEFAULT_MODEL
+
+    print(f"{'name':<9} {'params':>6} {'size':>8}  {'languages':<13} location")
+    for model in BUNDLED_MODELS.values():
+        size = f"{model.size_bytes() / 1e6:.0f} MB"
+        where = str(model.location())
+        if not model.is_ready():
+            where += " (not installed)" if model.name != "base" else " (joined on first use)"
+        default = " *" if model.name == DEFAULT_MODEL else ""
+        name = model.name + default
+        print(f"{name:<9} {model.parameters:>6} {size:>8}  {model.languages:<13} {where}")
+    print("* default. Any CTranslate2 Whisper model directory also works: --model PATH")
+    return 0
+
+
+def _run_languages(args: argparse.Namespace) -> int:
+    from onsei.languages import LANGUAGES
+
+    for code, name in LANGUAGES.items():
+        print(f"{code}\t{name.title()}")
+    return 0
+
+
+def _version() -> str:
+    from onsei import __version__
+
+    return __version__
+
+
+def run() -> None:
+    """Console-script entry point."""
+    if os.environ.get("ONSEI_DEBUG"):
+        sys.exit(main())
+    try:
+        sys.exit(main())
+    except Exception as error:  # a bug: say so on one line instead of a traceback
+        print_error(
+            f"internal error ({type(error).__name__}: {error}); "
+            "rerun with ONSEI_DEBUG=1 for the traceback"
+        )
+        sys.exit(EXIT_FAILED)

@@ -1,0 +1,161 @@
+"""Whisper on CTranslate2 (through faster-whisper) behind onsei's recognizer interface."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from onsei.audio import AudioSource, load_audio
+from onsei.errors import ModelError, OptionError
+from onsei.transcript import Segment, Transcript, Word
+from onsei.whisper.options import DecodingOptions
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when CTranslate2 sees a GPU, else ``"cpu"``."""
+    import ctranslate2
+
+    if device == "auto":
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise OptionError(f"unknown device {device!r}: use cpu, cuda or auto")
+    if device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
+        raise OptionError("--device cuda: no CUDA device is visible to CTranslate2")
+    return device
+
+
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    """``"default"`` -> int8 on CPU, float16 on CUDA; other values must be supported there."""
+    import ctranslate2
+
+    if compute_type == "default":
+        return "float16" if device == "cuda" else "int8"
+    supported = ctranslate2.get_supported_compute_types(device)
+    if compute_type not in supported and compute_type != "auto":
+        raise OptionError(
+            f"compute type {compute_type!r} is not supported on {device}: "
+            f"use one of {', '.join(sorted(supported))}"
+        )
+    return compute_type
+
+
+class WhisperRecognizer:
+    """A CTranslate2 Whisper model; ``transcribe(audio, **options) -> Transcript``."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        name: str | None = None,
+        device: str = "auto",
+        compute_type: str = "default",
+        threads: int = 0,
+    ):
+        from faster_whisper import WhisperModel
+
+        self.model_dir = Path(model_dir)
+        self.name = name or str(model_dir)
+        self.device = resolve_device(device)
+        self.compute_type = resolve_compute_type(compute_type, self.device)
+        try:
+            self.model = WhisperModel(
+                str(self.model_dir),
+                device=self.device,
+                compute_type=self.compute_type,
+                cpu_threads=threads,
+            )
+        except (RuntimeError, ValueError, OSError) as error:
+            raise ModelError(f"cannot load model {self.name!r}: {error}") from None
+
+    @property
+    def is_multilingual(self) -> bool:
+        return bool(self.model.model.is_multilingual)
+
+    @property
+    def languages(self) -> list[str]:
+        """Language codes the model can transcribe."""
+        return self.model.supported_languages
+
+    def transcribe(
+        self,
+        audio: AudioSource,
+        *,
+        on_segment: Callable[[Segment], None] | None = None,
+        on_language: Callable[[str, float], None] | None = None,
+        **options: Any,
+    ) -> Transcript:
+        """Transcribe ``audio`` (any ``AudioSource``) with ``DecodingOptions`` given as keywords.
+
+        ``on_language(code, probability)`` is called once the language is known and
+        ``on_segment(segment)`` as each segment is decoded, for live printing and progress.
+        """
+        decoding = DecodingOptions.from_kwargs(**options)
+        self._check_language(decoding)
+        waveform = load_audio(audio)
+        segments, info = self.model.transcribe(waveform, **decoding.engine_kwargs())
+        if on_language is not None:
+            on_language(info.language, info.language_probability)
+        result = []
+        for raw in segments:
+            segment = _to_segment(raw)
+            result.append(segment)
+            if on_segment is not None:
+                on_segment(segment)
+        return Transcript(
+            segments=result,
+            language=info.language,
+            language_probability=float(info.language_probability),
+            duration=float(info.duration),
+        )
+
+    def detect_language(
+        self, audio: AudioSource, vad_filter: bool = False
+    ) -> list[tuple[str, float]]:
+        """All languages with their probabilities, most likely first (first 30 s of speech)."""
+        if not self.is_multilingual:
+            return [("en", 1.0)]
+        waveform = load_audio(audio)
+        _, _, probabilities = self.model.detect_language(waveform, vad_filter=vad_filter)
+        return sorted(((code, float(p)) for code, p in probabilities), key=lambda x: -x[1])
+
+    def _check_language(self, decoding: DecodingOptions) -> None:
+        if self.is_multilingual:
+            return
+        if decoding.language not in (None, "en"):
+            raise OptionError(
+                f"model {self.name!r} is English-only: it cannot transcribe "
+                f"language {decoding.language!r} (use a multilingual model such as 'base')"
+            )
+        if decoding.task == "translate":
+            raise OptionError(
+                f"model {self.name!r} is English-only: translation needs a multilingual model "
+                "such as 'base'"
+            )
+
+
+def _to_segment(raw: Any) -> Segment:
+    """faster-whisper Segment -> onsei Segment (plain floats, words converted)."""
+    words = None
+    if raw.words is not None:
+        words = [
+            Word(
+                start=float(w.start),
+                end=float(w.end),
+                word=w.word,
+                probability=float(w.probability),
+            )
+            for w in raw.words
+        ]
+    return Segment(
+        id=int(raw.id),
+        start=float(raw.start),
+        end=float(raw.end),
+        text=raw.text,
+        words=words,
+        tokens=[int(t) for t in raw.tokens],
+        avg_logprob=float(raw.avg_logprob),
+        no_speech_prob=float(raw.no_speech_prob),
+        compression_ratio=float(raw.compression_ratio),
+        temperature=None if raw.temperature is None else float(raw.temperature),
+    )

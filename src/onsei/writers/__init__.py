@@ -1,0 +1,80 @@
+"""Writers that turn a ``Transcript`` into txt, srt, vtt, tsv and json files.
+
+Each format is a function ``write(transcript, file, options)``; ``save_transcript`` renders one
+and replaces the output file atomically, so an interrupted run never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from onsei.transcript import Transcript
+from onsei.writers.json import write_json
+from onsei.writers.options import SubtitleOptions
+from onsei.writers.subtitles import format_timestamp, write_srt, write_vtt
+from onsei.writers.text import write_txt
+from onsei.writers.tsv import write_tsv
+
+Writer = Callable[[Transcript, TextIO, SubtitleOptions], None]
+
+WRITERS: dict[str, Writer] = {
+    "txt": write_txt,
+    "vtt": write_vtt,
+    "srt": write_srt,
+    "tsv": write_tsv,
+    "json": write_json,
+}
+"""Output format name (also the file extension) -> writer."""
+
+OUTPUT_FORMATS = (*WRITERS, "all")
+
+
+def expand_formats(output_format: str) -> list[str]:
+    """``"all"`` -> every format; a single name -> ``[name]``."""
+    return list(WRITERS) if output_format == "all" else [output_format]
+
+
+def render(
+    transcript: Transcript, output_format: str, options: SubtitleOptions | None = None
+) -> str:
+    """Return the transcript in ``output_format`` as a string."""
+    buffer = io.StringIO()
+    WRITERS[output_format](transcript, buffer, options or SubtitleOptions())
+    return buffer.getvalue()
+
+
+def save_transcript(
+    transcript: Transcript,
+    path: str | os.PathLike,
+    output_format: str,
+    options: SubtitleOptions | None = None,
+) -> Path:
+    """Write the transcript to ``path`` atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = render(transcript, output_format, options)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
+            file.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+__all__ = [
+    "OUTPUT_FORMATS",
+    "WRITERS",
+    "SubtitleOptions",
+    "expand_formats",
+    "format_timestamp",
+    "render",
+    "save_transcript",
+]
