@@ -167,8 +167,18 @@ def _decode_ffmpeg(file: BinaryIO, name: str, sample_rate: int) -> Iterator[np.n
                 yield out.to_ndarray().reshape(-1)
         except av.error.FFmpegError as error:
             raise AudioError(f"{name}: corrupt or truncated audio ({_one_line(error)})") from None
-        declared = container.duration / av.time_base if container.duration else None
+        declared = _declared_duration(container, stream)
     _check_complete(name, decoded, declared)
+
+
+def _declared_duration(container, stream) -> float | None:
+    """Seconds of audio the header promises: the stream's own duration, else the container's
+    (only when audio is all it holds, since a video track may run longer)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration and len(container.streams) == len(container.streams.audio):
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
 
 
 def _check_complete(name: str, decoded: float, declared: float | None) -> None:

@@ -76,7 +76,7 @@ class BatchTranscriber:
                     break  # the model or options are at fault: every other file would fail too
             else:
                 report.done.append(path)
-        if len(inputs.files) + len(inputs.errors) > 1 or report.failed:
+        if len(inputs.files) + len(inputs.errors) > 1:
             _status(
                 f"{len(report.done)} transcribed, {len(report.skipped)} skipped, "
                 f"{len(report.failed)} failed"

@@ -34,7 +34,8 @@ class VadOptions:
 
 @dataclass
 class DecodingOptions:
-    """Whisper decoding options; names follow the whisper CLI, defaults follow faster-whisper."""
+    """Whisper decoding options; names follow the whisper CLI, defaults follow faster-whisper
+    except ``vad_filter``."""
 
     language: str | None = None
     """Spoken language: a code ("ja"), an English name ("Japanese"), or None/"auto" to detect."""
@@ -72,8 +73,9 @@ class DecodingOptions:
     hallucination_silence_threshold: float | None = None
     language_detection_threshold: float | None = 0.5
     language_detection_segments: int = 1
-    vad_filter: bool = False
-    """Drop non-speech with Silero VAD before decoding (timestamps stay in the original time)."""
+    vad_filter: bool = True
+    """Drop non-speech with Silero VAD before decoding (timestamps stay in the original time).
+    On by default, unlike faster-whisper: without it Whisper invents words in silence and noise."""
     vad_parameters: VadOptions = field(default_factory=VadOptions)
 
     @classmethod

@@ -1,0 +1,120 @@
+"""Whisper through onsei's recognizer interface, on real and synthesised speech."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+from conftest import JFK_TEXT, shared, speak, white_noise, words_of
+
+import onsei
+from onsei.errors import OptionError
+from onsei.recognizer import Recognizer
+
+
+def test_load_model_returns_a_recognizer(tiny_en):
+    assert isinstance(tiny_en, Recognizer)
+    assert tiny_en.name == "tiny.en" and tiny_en.languages == ["en"]
+    assert (tiny_en.device, tiny_en.compute_type) == ("cpu", "int8")
+
+
+def test_transcribes_jfk_accurately_with_word_timestamps(tiny_en, jfk_flac: Path):
+    transcript = tiny_en.transcribe(str(jfk_flac), word_timestamps=True)
+    assert jiwer.wer(" ".join(words_of(JFK_TEXT)), " ".join(words_of(transcript.text))) < 0.1
+    assert transcript.language == "en" and transcript.duration == pytest.approx(11.0)
+    words = transcript.words
+    assert len(words) >= 20
+    assert all(0 <= w.start <= w.end <= 11.5 for w in words)
+    assert all(a.start <= b.start for a, b in zip(words, words[1:], strict=False))
+    assert all(0 < w.probability <= 1 for w in words)
+    segment = transcript.segments[0]
+    assert segment.avg_logprob < 0 and 0 <= segment.no_speech_prob <= 1
+    assert segment.compression_ratio > 0 and segment.temperature == 0.0
+
+
+def test_same_result_as_faster_whisper_itself(tiny_en, jfk_flac: Path):
+    from faster_whisper import WhisperModel
+
+    from onsei.audio import load_audio
+    from onsei.whisper.registry import resolve_whisper_model
+
+    audio = load_audio(jfk_flac)
+    peer = WhisperModel(str(resolve_whisper_model("tiny.en")), device="cpu", compute_type="int8")
+    for vad_filter in (False, True):
+        segments, _ = peer.transcribe(audio, word_timestamps=True, vad_filter=vad_filter)
+        expected = [(s.start, s.end, s.text, [w.word for w in s.words]) for s in segments]
+        ours = tiny_en.transcribe(audio, word_timestamps=True, vad_filter=vad_filter).segments
+        assert [(s.start, s.end, s.text, [w.word for w in s.words]) for s in ours] == expected
+
+
+def test_options_reach_the_engine(tiny_en, jfk_flac: Path):
+    prefixed = tiny_en.transcribe(str(jfk_flac), prefix="Ladies and gentlemen,")
+    assert prefixed.text.startswith("Ladies and gentlemen,")
+    no_timestamps = tiny_en.transcribe(str(jfk_flac), without_timestamps=True)
+    assert len(no_timestamps.segments) == 1  # one 30 s window, no timestamp tokens to split on
+    clipped = tiny_en.transcribe(str(jfk_flac), clip_timestamps=[0.0, 3.0])
+    assert clipped.segments[-1].end <= 3.5
+    assert "country" not in clipped.text
+    greedy = tiny_en.transcribe(str(jfk_flac), beam_size=1, temperature=0.0)
+    assert "fellow Americans" in greedy.text
+
+
+def test_english_only_model_refuses_other_languages_and_translation(tiny_en, jfk_flac: Path):
+    with pytest.raises(OptionError, match="English-only"):
+        tiny_en.transcribe(str(jfk_flac), language="ja")
+    with pytest.raises(OptionError, match="translation"):
+        tiny_en.transcribe(str(jfk_flac), task="translate")
+    with pytest.raises(OptionError, match="unknown option"):
+        tiny_en.transcribe(str(jfk_flac), beam=3)
+
+
+def test_synthesised_speech(tiny_en, tmp_path: Path):
+    wav = speak("hello world, this is a test of the speech recognizer", tmp_path / "s.wav")
+    text = words_of(tiny_en.transcribe(str(wav)).text)
+    assert {"hello", "world", "test"} <= set(text)
+
+
+@pytest.mark.parametrize(
+    ("clip", "expected"),
+    [
+        ("picovoice-leopard/test_ja.wav", "ja"),
+        ("picovoice-leopard/test_de.wav", "de"),
+        ("picovoice-leopard/test_fr.wav", "fr"),
+        ("picovoice-leopard/test.wav", "en"),
+    ],
+)
+def test_base_detects_languages(base, clip: str, expected: str):
+    languages = base.detect_language(shared(f"multilingual/{clip}"))
+    assert languages[0][0] == expected
+    probabilities = [p for _, p in languages]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert 0.5 < probabilities[0] <= 1.0
+
+
+def test_base_transcribes_and_translates_spanish(base):
+    path = shared("multilingual/picovoice-leopard/test_es.wav")
+    reference = next(
+        json.loads(line)["text"]
+        for line in (path.parents[1] / "manifest.jsonl").read_text().splitlines()
+        if "test_es.wav" in line
+    )
+    spanish = base.transcribe(str(path))
+    assert spanish.language == "es"
+    assert jiwer.wer(" ".join(words_of(reference)), " ".join(words_of(spanish.text))) < 0.5
+    english = base.transcribe(str(path), task="translate")
+    spanish_words, english_words = set(words_of(spanish.text)), set(words_of(english.text))
+    assert len(english_words & {"the", "and", "of", "to", "a", "is", "in"}) >= 2
+    assert len(spanish_words & english_words) < len(english_words) / 2
+
+
+def test_noise_and_silence_produce_no_words_by_default(base):
+    for audio in (white_noise(30), np.zeros(30 * 16000, np.float32)):
+        assert base.transcribe(audio).text == ""
+
+
+def test_python_one_liner(jfk_flac: Path):
+    transcript = onsei.transcribe(str(jfk_flac), model="tiny.en", device="cpu")
+    assert "fellow Americans" in transcript.text
