@@ -172,3 +172,12 @@ def test_empty_transcript_writes_valid_empty_files():
     assert render(empty, "vtt") == "WEBVTT\n\n"
     assert render(empty, "tsv") == "start\tend\ttext\n"
     assert json.loads(render(empty, "json"))["text"] == ""
+
+
+def test_unwritable_output_is_a_one_line_error(tmp_path: Path, transcript: Transcript):
+    from onsei.errors import OutputError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("I am a file, not a directory")
+    with pytest.raises(OutputError, match="cannot write"):
+        save_transcript(transcript, blocker / "talk.txt", "txt")

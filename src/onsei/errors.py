@@ -19,6 +19,10 @@ class ModelError(OnseiError):
     """A model name or path could not be resolved or loaded."""
 
 
+class OutputError(OnseiError):
+    """An output file could not be written."""
+
+
 class OptionError(OnseiError, ValueError):
     """A transcription option has an invalid value or is not supported by the chosen model."""
 

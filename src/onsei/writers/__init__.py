@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from onsei.errors import OutputError
 from onsei.transcript import Transcript
 from onsei.writers.json import write_json
 from onsei.writers.options import SubtitleOptions
@@ -56,16 +57,20 @@ def save_transcript(
 ) -> Path:
     """Write the transcript to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = render(transcript, output_format, options)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
             file.write(text)
         os.replace(tmp, path)
-    except BaseException:
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror}") from None
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
