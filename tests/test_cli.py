@@ -259,3 +259,11 @@ def test_installed_command_runs_without_traceback(tmp_path: Path):
         [sys.executable, "-m", "onsei", "--version"], capture_output=True, text=True
     )
     assert result.returncode == 0 and result.stdout.startswith("onsei ")
+
+
+def test_bad_option_value_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["transcribe", "talk.wav", "--beam_size", "five"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--beam_size" in err

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from onsei.errors import OnseiError, OptionError, print_error
 
@@ -38,6 +38,13 @@ def optional_float(value: str) -> float | None:
     return None if value == "None" else float(value)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (and exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default="base", help="model name or directory (see `onsei models`)"
@@ -52,7 +59,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="onsei", description="Offline speech recognition: transcribe audio with Whisper."
     )
     parser.add_argument("--version", action="version", version=f"onsei {_version()}")
@@ -76,42 +83,125 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--verbose", type=str2bool, default=True, help="print segments and progress")
     t.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
     t.add_argument("--language", default=None, help="language code or name; auto to detect")
-    t.add_argument("--temperature", type=float, default=0.0)
-    t.add_argument("--best_of", type=optional_int, default=5)
-    t.add_argument("--beam_size", type=optional_int, default=5)
-    t.add_argument("--patience", type=optional_float, default=None)
-    t.add_argument("--length_penalty", type=optional_float, default=None)
-    t.add_argument("--repetition_penalty", type=float, default=1.0)
-    t.add_argument("--no_repeat_ngram_size", type=int, default=0)
+    t.add_argument("--temperature", type=float, default=0.0, help="sampling temperature")
+    t.add_argument(
+        "--best_of", type=optional_int, default=5, help="candidates when sampling (temperature > 0)"
+    )
+    t.add_argument(
+        "--beam_size", type=optional_int, default=5, help="beams at temperature 0 (None: greedy)"
+    )
+    t.add_argument("--patience", type=optional_float, default=None, help="beam search patience")
+    t.add_argument(
+        "--length_penalty",
+        type=optional_float,
+        default=None,
+        help="exponential length penalty (None: 1, plain length normalisation)",
+    )
+    t.add_argument(
+        "--repetition_penalty", type=float, default=1.0, help=">1 penalises repeated tokens"
+    )
+    t.add_argument(
+        "--no_repeat_ngram_size", type=int, default=0, help="forbid repeating n-grams (0: off)"
+    )
     t.add_argument(
         "--suppress_tokens",
         default="-1",
         help="comma-separated token ids to suppress; -1: Whisper's non-speech symbols",
     )
-    t.add_argument("--initial_prompt", default=None)
+    t.add_argument(
+        "--initial_prompt", default=None, help="text to prime the first window (names, spelling)"
+    )
     t.add_argument("--prefix", default=None, help="text the first window must start with")
     t.add_argument("--hotwords", default=None, help="words or phrases to bias decoding towards")
-    t.add_argument("--condition_on_previous_text", type=str2bool, default=True)
-    t.add_argument("--temperature_increment_on_fallback", type=optional_float, default=0.2)
-    t.add_argument("--compression_ratio_threshold", type=optional_float, default=2.4)
-    t.add_argument("--logprob_threshold", type=optional_float, default=-1.0)
-    t.add_argument("--no_speech_threshold", type=optional_float, default=0.6)
-    t.add_argument("--word_timestamps", type=str2bool, default=False)
-    t.add_argument("--prepend_punctuations", default="\"'“¿([{-")
-    t.add_argument("--append_punctuations", default="\"'.。,，!！?？:：”)]}、")
-    t.add_argument("--highlight_words", type=str2bool, default=False)
-    t.add_argument("--max_line_width", type=optional_int, default=None)
-    t.add_argument("--max_line_count", type=optional_int, default=None)
-    t.add_argument("--max_words_per_line", type=optional_int, default=None)
+    t.add_argument(
+        "--condition_on_previous_text",
+        type=str2bool,
+        default=True,
+        help="prompt each window with the previous text",
+    )
+    t.add_argument(
+        "--temperature_increment_on_fallback",
+        type=optional_float,
+        default=0.2,
+        help="temperature step when a window fails the thresholds below (None: no fallback)",
+    )
+    t.add_argument(
+        "--compression_ratio_threshold",
+        type=optional_float,
+        default=2.4,
+        help="gzip ratio above which a window counts as failed (repetitive)",
+    )
+    t.add_argument(
+        "--logprob_threshold",
+        type=optional_float,
+        default=-1.0,
+        help="average log-probability below which a window counts as failed",
+    )
+    t.add_argument(
+        "--no_speech_threshold",
+        type=optional_float,
+        default=0.6,
+        help="no-speech probability above which a failed window counts as silence",
+    )
+    t.add_argument(
+        "--word_timestamps", type=str2bool, default=False, help="time every word (json, subtitles)"
+    )
+    t.add_argument(
+        "--prepend_punctuations",
+        default="\"'“¿([{-",
+        help="with word timestamps: attach these to the next word",
+    )
+    t.add_argument(
+        "--append_punctuations",
+        default="\"'.。,，!！?？:：”)]}、",
+        help="with word timestamps: attach these to the previous word",
+    )
+    t.add_argument(
+        "--highlight_words",
+        type=str2bool,
+        default=False,
+        help="subtitles: underline each word as it is spoken",
+    )
+    t.add_argument(
+        "--max_line_width", type=optional_int, default=None, help="subtitles: characters per line"
+    )
+    t.add_argument(
+        "--max_line_count", type=optional_int, default=None, help="subtitles: lines per cue"
+    )
+    t.add_argument(
+        "--max_words_per_line", type=optional_int, default=None, help="subtitles: words per line"
+    )
     t.add_argument("--clip_timestamps", default="0", help="start,end,start,end,... in seconds")
-    t.add_argument("--hallucination_silence_threshold", type=optional_float, default=None)
-    t.add_argument("--multilingual", type=str2bool, default=False)
+    t.add_argument(
+        "--hallucination_silence_threshold",
+        type=optional_float,
+        default=None,
+        help="with word timestamps: skip silences longer than this (s) around hallucinations",
+    )
+    t.add_argument(
+        "--multilingual",
+        type=str2bool,
+        default=False,
+        help="detect the language in every window (code-switching)",
+    )
     t.add_argument("--vad_filter", type=str2bool, default=True, help="skip non-speech (Silero VAD)")
-    t.add_argument("--vad_threshold", type=float, default=0.5)
-    t.add_argument("--vad_min_speech_duration_ms", type=int, default=0)
-    t.add_argument("--vad_max_speech_duration_s", type=float, default=float("inf"))
-    t.add_argument("--vad_min_silence_duration_ms", type=int, default=2000)
-    t.add_argument("--vad_speech_pad_ms", type=int, default=400)
+    t.add_argument("--vad_threshold", type=float, default=0.5, help="VAD speech probability")
+    t.add_argument(
+        "--vad_min_speech_duration_ms", type=int, default=0, help="VAD: drop shorter speech"
+    )
+    t.add_argument(
+        "--vad_max_speech_duration_s",
+        type=float,
+        default=float("inf"),
+        help="VAD: split longer speech",
+    )
+    t.add_argument(
+        "--vad_min_silence_duration_ms",
+        type=int,
+        default=2000,
+        help="VAD: silence that ends a speech chunk",
+    )
+    t.add_argument("--vad_speech_pad_ms", type=int, default=400, help="VAD: padding around speech")
 
     d = commands.add_parser("detect-language", help="print the most likely languages of audio")
     d.add_argument("audio", nargs="+", help="audio or video files")
