@@ -117,8 +117,6 @@ def test_batch_skips_bad_files_finishes_the_rest_and_resumes(
         str(out_dir),
         "-f",
         "txt",
-        "--verbose",
-        "False",
     )
     assert code == 0
     assert "skipping" in err and "1 transcribed, 1 skipped, 0 failed" in err
@@ -267,3 +265,13 @@ def test_bad_option_value_is_one_line(capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--beam_size" in err
+
+
+def test_detect_language_on_noise_says_there_is_no_speech(capsys, tmp_path: Path):
+    soundfile.write(tmp_path / "noise.wav", white_noise(10), 16000)
+    code, out, err = run(capsys, "detect-language", str(tmp_path / "noise.wav"))
+    assert code == 1 and out == ""
+    assert (
+        err.strip()
+        == f"onsei: error: {tmp_path / 'noise.wav'}: no speech found (voice activity detection)"
+    )

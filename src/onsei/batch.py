@@ -39,7 +39,7 @@ class BatchTranscriber:
     threads: int = 0
     overwrite: bool = False
     verbose: bool = True
-    _recognizer: Recognizer | None = None
+    _recognizer: Recognizer | None = field(default=None, init=False, repr=False)
 
     def run(self, arguments: list[str]) -> BatchReport:
         """Transcribe every audio file the arguments name; report errors as single lines."""
@@ -62,7 +62,8 @@ class BatchTranscriber:
                 continue
             owners.update(dict.fromkeys(outputs, path))
             if not self.overwrite and all(o.exists() for o in outputs):
-                _status(f"skipping {path}: outputs exist (use --overwrite to redo)")
+                if self.verbose:
+                    _status(f"skipping {path}: outputs exist (use --overwrite to redo)")
                 report.skipped.append(path)
                 continue
             if self.verbose and len(inputs.files) > 1:
@@ -76,7 +77,7 @@ class BatchTranscriber:
                     break  # the model or options are at fault: every other file would fail too
             else:
                 report.done.append(path)
-        if len(inputs.files) + len(inputs.errors) > 1:
+        if len(inputs.files) + len(inputs.errors) > 1 and (self.verbose or report.failed):
             _status(
                 f"{len(report.done)} transcribed, {len(report.skipped)} skipped, "
                 f"{len(report.failed)} failed"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from onsei.errors import OnseiError, OptionError, print_error
+from onsei.errors import AudioError, OnseiError, OptionError, print_error
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -339,7 +339,10 @@ def _run_detect_language(args: argparse.Namespace) -> int:
                     compute_type=args.compute_type,
                     threads=args.threads,
                 )
-            languages = model.detect_language(audio, vad_filter=args.vad_filter)
+            try:
+                languages = model.detect_language(audio, vad_filter=args.vad_filter)
+            except AudioError as error:
+                raise AudioError(f"{path}: {error}") from None
         except OnseiError as error:
             print_error(str(error))
             failed += 1

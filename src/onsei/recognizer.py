@@ -28,7 +28,9 @@ class Recognizer(Protocol):
         """Recognise ``audio``; call ``on_segment`` for each segment as soon as it is decoded."""
         ...
 
-    def detect_language(self, audio: AudioSource) -> list[tuple[str, float]]:
+    def detect_language(
+        self, audio: AudioSource, *, vad_filter: bool = True
+    ) -> list[tuple[str, float]]:
         """``(language code, probability)`` pairs, most likely first."""
         ...
 

@@ -6,8 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from onsei.audio import AudioSource, load_audio
-from onsei.errors import ModelError, OptionError
+from onsei.errors import AudioError, ModelError, OptionError
 from onsei.transcript import Segment, Transcript, Word
 from onsei.whisper.options import DecodingOptions
 
@@ -110,13 +112,25 @@ class WhisperRecognizer:
         )
 
     def detect_language(
-        self, audio: AudioSource, vad_filter: bool = False
+        self, audio: AudioSource, *, vad_filter: bool = True
     ) -> list[tuple[str, float]]:
-        """All languages with their probabilities, most likely first (first 30 s of speech)."""
+        """All languages with their probabilities, most likely first, from the first 30 s of
+        speech (of the whole audio when ``vad_filter`` is False).
+
+        Raises:
+            AudioError: ``vad_filter`` is on and the audio holds no speech.
+        """
         if not self.is_multilingual:
             return [("en", 1.0)]
         waveform = load_audio(audio)
-        _, _, probabilities = self.model.detect_language(waveform, vad_filter=vad_filter)
+        if vad_filter:
+            from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+            chunks = get_speech_timestamps(waveform, VadOptions())
+            if not chunks:
+                raise AudioError("no speech found (voice activity detection)")
+            waveform = np.concatenate([waveform[c["start"] : c["end"]] for c in chunks])
+        _, _, probabilities = self.model.detect_language(waveform)
         return sorted(((code, float(p)) for code, p in probabilities), key=lambda x: -x[1])
 
     def _check_language(self, decoding: DecodingOptions) -> None:
