@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from onsei.errors import OutputError
+from onsei.files import atomic_write_text
 from onsei.transcript import Transcript
 from onsei.writers.json import write_json
 from onsei.writers.options import SubtitleOptions
@@ -56,22 +55,7 @@ def save_transcript(
     options: SubtitleOptions | None = None,
 ) -> Path:
     """Write the transcript to ``path`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    text = render(transcript, output_format, options)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    except OSError as error:
-        raise OutputError(f"cannot write {path}: {error.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-        os.replace(tmp, path)
-    except OSError as error:
-        raise OutputError(f"cannot write {path}: {error.strerror}") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return atomic_write_text(path, render(transcript, output_format, options))
 
 
 __all__ = [

@@ -1,0 +1,32 @@
+"""Writing files so that a reader never sees half of one: temporary file, then rename."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from onsei.errors import OutputError
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Replace ``path`` with ``text`` (UTF-8, ``\\n`` line ends) in one step; create parents.
+
+    Raises:
+        OutputError: the file or its folder cannot be written.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
+            file.write(text)
+        os.replace(tmp, path)
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror}") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
