@@ -57,6 +57,43 @@ def load_audio(source: AudioSource, sample_rate: int = SAMPLE_RATE) -> np.ndarra
     return audio
 
 
+def audio_duration(source: str | os.PathLike) -> float:
+    """Length of an audio file in seconds, from its header (decoded only if the header is silent).
+
+    Raises:
+        AudioError: missing, empty or unreadable file, or no audio track.
+    """
+    import soundfile
+
+    name, file = _open_source(source)
+    with file:
+        if not _looks_like_mp3(file.read(4)):
+            file.seek(0)
+            try:
+                with soundfile.SoundFile(file) as sound:
+                    return sound.frames / sound.samplerate
+            except (soundfile.LibsndfileError, RuntimeError, TypeError):
+                pass
+        file.seek(0)
+        return _ffmpeg_duration(file, name)
+
+
+def _ffmpeg_duration(file: BinaryIO, name: str) -> float:
+    import av
+
+    try:
+        with av.open(file, mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise AudioError(f"{name}: has no audio track")
+            declared = _declared_duration(container, container.streams.audio[0])
+    except av.error.FFmpegError:
+        raise AudioError(f"{name}: not an audio or video file onsei can decode") from None
+    if declared is not None:
+        return declared
+    file.seek(0)
+    return sum(len(chunk) for chunk in _decode_ffmpeg(file, name, SAMPLE_RATE)) / SAMPLE_RATE
+
+
 def check_speech_audio(audio: np.ndarray, name: str = "audio") -> None:
     """Raise ``AudioError`` if a 16 kHz waveform is too short for speech or is digital silence."""
     duration = audio.shape[0] / SAMPLE_RATE

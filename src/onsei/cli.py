@@ -209,6 +209,23 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--top", type=int, default=5, help="how many languages to print")
     d.add_argument("--vad_filter", type=str2bool, default=True)
 
+    p = commands.add_parser(
+        "prepare",
+        help="write train/dev/test manifests for a corpus",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("corpus", choices=("an4", "fsdd", "yesno", "ljspeech", "kaldi", "folder"))
+    p.add_argument("source", help="the corpus folder")
+    p.add_argument("destination", help="folder for train.jsonl, dev.jsonl, test.jsonl")
+    p.add_argument(
+        "--dev-fraction",
+        type=float,
+        default=0.1,
+        help="share of speakers (or utterances) for dev, for corpora without an official split",
+    )
+    p.add_argument("--test-fraction", type=float, default=0.1, help="likewise for test")
+    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable audio files")
+
     commands.add_parser("models", help="list the models available offline")
     commands.add_parser("languages", help="list the language codes Whisper knows")
     return parser
@@ -272,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {
         "transcribe": _run_transcribe,
         "detect-language": _run_detect_language,
+        "prepare": _run_prepare,
         "models": _run_models,
         "languages": _run_languages,
     }
@@ -352,6 +370,24 @@ def _run_detect_language(args: argparse.Namespace) -> int:
         for code, probability in languages[: args.top]:
             print(f"{code} {probability:.4f}")
     return EXIT_FAILED if failed else 0
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from onsei.data.prepare import prepare
+
+    report = prepare(
+        args.corpus,
+        args.source,
+        args.destination,
+        dev_fraction=args.dev_fraction,
+        test_fraction=args.test_fraction,
+        skip_bad=args.skip_bad,
+        on_skip=lambda message: print_error(f"skipped: {message}"),
+    )
+    for split, count in report.counts.items():
+        manifest = Path(args.destination) / f"{split}.jsonl"
+        print(f"{manifest}: {count} utterances, {60 * report.hours[split]:.1f} min")
+    return 0
 
 
 def _run_models(args: argparse.Namespace) -> int:

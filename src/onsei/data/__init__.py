@@ -1,0 +1,1 @@
+"""Speech corpora: JSONL manifests and the preparers that write them."""
