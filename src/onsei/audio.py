@@ -57,6 +57,12 @@ def load_audio(source: AudioSource, sample_rate: int = SAMPLE_RATE) -> np.ndarra
     return audio
 
 
+def resample(audio: np.ndarray, input_rate: int, output_rate: int) -> np.ndarray:
+    """Resample a mono float32 waveform ``(num_samples,)`` (libswresample)."""
+    resampler = _Resampler(input_rate, output_rate)
+    return np.concatenate([resampler(audio.astype(np.float32, copy=False)), resampler.flush()])
+
+
 def audio_duration(source: str | os.PathLike) -> float:
     """Length of an audio file in seconds, from its header (decoded only if the header is silent).
 
