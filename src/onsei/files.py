@@ -9,8 +9,8 @@ from pathlib import Path
 from onsei.errors import OutputError
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Replace ``path`` with ``text`` (UTF-8, ``\\n`` line ends) in one step; create parents.
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Replace ``path`` with ``data`` in one step, creating its folder if needed.
 
     Raises:
         OutputError: the file or its folder cannot be written.
@@ -22,11 +22,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     except OSError as error:
         raise OutputError(f"cannot write {path}: {error.strerror}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
         os.replace(tmp, path)
     except OSError as error:
         raise OutputError(f"cannot write {path}: {error.strerror}") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """``atomic_write_bytes`` for text: UTF-8, ``\\n`` line ends as given."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
