@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from onsei.errors import OnseiError
@@ -30,6 +30,8 @@ class Utterance:
     text: str
     speaker: str | None = None
     language: str | None = None
+    line: int | None = field(default=None, compare=False, repr=False)
+    """Line number in the manifest it was read from (not written out)."""
 
 
 _REQUIRED = ("id", "audio", "duration", "text")
@@ -72,6 +74,7 @@ def _parse_line(line: str, path: Path, number: int) -> Utterance:
             text=str(record["text"]),
             speaker=None if record.get("speaker") is None else str(record["speaker"]),
             language=record.get("language"),
+            line=number,
         )
     except (TypeError, ValueError) as error:
         raise ManifestError(f"{where}: bad value ({error})") from None
@@ -83,7 +86,7 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
     base = Path(path).parent.resolve()
     lines = []
     for utterance in utterances:
-        record = {k: v for k, v in asdict(utterance).items() if v is not None}
+        record = {k: v for k, v in asdict(utterance).items() if v is not None and k != "line"}
         audio = Path(utterance.audio)
         if audio.is_relative_to(base):
             record["audio"] = str(audio.relative_to(base))
