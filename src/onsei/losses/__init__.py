@@ -1,0 +1,1 @@
+"""Training losses that no library here provides (RNN-T without torchaudio)."""
