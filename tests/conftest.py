@@ -122,3 +122,14 @@ def words_of(text: str) -> list[str]:
     """Lower-case words without punctuation, for loose comparisons."""
     kept = "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text)
     return kept.split()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run faster on one thread, and stay fast when another job holds a core."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

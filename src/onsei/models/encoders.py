@@ -1,0 +1,319 @@
+"""Speech encoders: features ``(B, T, in_dim)`` and lengths ``(B,)`` -> encodings
+``(B, T', output_dim)`` and lengths ``(B,)``.
+
+Padded frames never influence real ones: LSTMs run on packed sequences, self-attention masks
+padded keys, and padded frames are zeroed before every convolution across time (the strided
+convolutions of ``Conv2dSubsampling`` have no padding, so a real output frame only sees real
+input frames). Outputs on padded frames are unspecified.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from onsei.data.batching import padding_mask
+from onsei.models.attention import RelPositionMultiHeadAttention
+from onsei.models.config import EncoderConfig, pyramid_layers
+
+SUBSAMPLING_CONVS: dict[int, tuple[tuple[int, int], ...]] = {
+    1: (),
+    2: ((3, 2), (3, 1)),
+    4: ((3, 2), (3, 2)),
+    6: ((3, 2), (5, 3)),
+    8: ((3, 2), (3, 2), (3, 2)),
+}
+"""(kernel, stride) of the Conv2d layers for each time reduction (ESPnet's Conv2dSubsampling)."""
+
+
+def sinusoids(positions: torch.Tensor, channels: int) -> torch.Tensor:
+    """Sinusoidal encodings (Vaswani et al. 2017) of ``positions`` (N,), shape (N, channels):
+    ``sin`` on even channels, ``cos`` on odd ones, wavelengths from 2 pi to 10000 * 2 pi."""
+    inverse = torch.exp(
+        torch.arange(0, channels, 2, device=positions.device) * (-math.log(10000.0) / channels)
+    )
+    angles = positions.float()[:, None] * inverse[None, :]
+    encodings = torch.zeros(len(positions), channels, device=positions.device)
+    encodings[:, 0::2] = torch.sin(angles)
+    encodings[:, 1::2] = torch.cos(angles)
+    return encodings
+
+
+class PositionalEncoding(nn.Module):
+    """``dropout(x * sqrt(d_model) + sinusoids)`` with absolute positions 0, 1, ..."""
+
+    def __init__(self, d_model: int, dropout: float):
+        super().__init__()
+        self.scale = math.sqrt(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D)."""
+        positions = torch.arange(x.shape[1], device=x.device)
+        return self.dropout(x * self.scale + sinusoids(positions, x.shape[2]).to(x.dtype))
+
+
+class RelPositionalEncoding(nn.Module):
+    """Scales ``x`` by ``sqrt(d_model)`` and encodes the relative positions for
+    ``RelPositionMultiHeadAttention``; both get dropout."""
+
+    def __init__(self, d_model: int, dropout: float):
+        super().__init__()
+        self.scale = math.sqrt(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, D) -> scaled x (B, T, D) and encodings (1, 2T-1, D) of ``T-1, ..., -(T-1)``."""
+        length = x.shape[1]
+        positions = torch.arange(length - 1, -length, -1, device=x.device)
+        encodings = sinusoids(positions, x.shape[2]).to(x.dtype).unsqueeze(0)
+        return self.dropout(x * self.scale), self.dropout(encodings)
+
+
+class Conv2dSubsampling(nn.Module):
+    """Reduce time by ``factor`` (1, 2, 4, 6 or 8) with Conv2d + ReLU layers without padding
+    (ESPnet), then a Linear to ``d_model``; ``factor`` 1 is the Linear alone.
+
+    Each convolution of (kernel ``k``, stride ``s``) maps ``L`` frames to ``(L - k) // s + 1``;
+    for ``factor`` 4, ``T' = ((T - 1) // 2 - 1) // 2``, so at least 7 input frames are needed.
+    """
+
+    def __init__(self, in_dim: int, d_model: int, factor: int):
+        super().__init__()
+        if factor not in SUBSAMPLING_CONVS:
+            raise ValueError(f"subsampling factor must be one of {list(SUBSAMPLING_CONVS)}")
+        self.kernels_strides = SUBSAMPLING_CONVS[factor]
+        layers: list[nn.Module] = []
+        channels, freq = 1, in_dim
+        for kernel, stride in self.kernels_strides:
+            layers += [nn.Conv2d(channels, d_model, kernel, stride), nn.ReLU()]
+            channels, freq = d_model, (freq - kernel) // stride + 1
+        if freq < 1:
+            raise ValueError(f"{in_dim} features are too few for subsampling by {factor}")
+        self.conv = nn.Sequential(*layers)
+        self.linear = nn.Linear(channels * freq, d_model)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames after subsampling, (B,) -> (B,)."""
+        for kernel, stride in self.kernels_strides:
+            lengths = (lengths - kernel) // stride + 1
+        return lengths
+
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, in_dim), (B,) -> (B, T', d_model), (B,)."""
+        x = self.conv(features.unsqueeze(1))  # (B, C, T', F')
+        batch, channels, frames, freq = x.shape
+        x = self.linear(x.transpose(1, 2).reshape(batch, frames, channels * freq))
+        return x, self.output_lengths(lengths)
+
+
+def _run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Run ``lstm`` on the real frames only: (B, T, in) -> (B, T, out), zeros on padding."""
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    output, _ = lstm(packed)
+    output, _ = pad_packed_sequence(output, batch_first=True, total_length=x.shape[1])
+    return output
+
+
+class BLSTMEncoder(nn.Module):
+    """Optional ``Conv2dSubsampling`` (to ``2 * hidden``) when ``subsampling`` > 1, then
+    ``layers`` bidirectional LSTM layers with dropout between them; ``output_dim = 2 * hidden``."""
+
+    def __init__(self, in_dim: int, config: EncoderConfig):
+        super().__init__()
+        self.output_dim = 2 * config.hidden
+        self.subsampling = (
+            Conv2dSubsampling(in_dim, self.output_dim, config.subsampling)
+            if config.subsampling > 1
+            else None
+        )
+        self.lstm = nn.LSTM(
+            self.output_dim if self.subsampling else in_dim,
+            config.hidden,
+            num_layers=config.layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+        )
+
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, in_dim), (B,) -> (B, T', 2 * hidden), (B,)."""
+        if self.subsampling is not None:
+            features, lengths = self.subsampling(features, lengths)
+        return _run_lstm(self.lstm, features, lengths), lengths
+
+
+def _concatenate_pairs(x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames ``2i`` and ``2i+1`` side by side; an odd last frame is dropped.
+    (B, T, D), (B,) -> (B, T // 2, 2D), (B,) halved."""
+    batch, frames, dim = x.shape
+    return x[:, : frames // 2 * 2].reshape(batch, frames // 2, 2 * dim), lengths // 2
+
+
+class PyramidalBLSTMEncoder(nn.Module):
+    """The listener of LAS (Chan et al. 2016): a BLSTM on the features, then
+    ``log2(subsampling)`` pyramidal BLSTMs, each on pairs of consecutive frames concatenated
+    (half the frame rate), then plain BLSTMs up to ``layers`` in all; dropout between layers.
+    ``output_dim = 2 * hidden``."""
+
+    def __init__(self, in_dim: int, config: EncoderConfig):
+        super().__init__()
+        self.output_dim = 2 * config.hidden
+        self.pyramid = pyramid_layers(config.subsampling)
+        inputs = [in_dim] + [2 * self.output_dim] * self.pyramid
+        inputs += [self.output_dim] * (config.layers - len(inputs))
+        self.layers = nn.ModuleList(
+            nn.LSTM(size, config.hidden, batch_first=True, bidirectional=True) for size in inputs
+        )
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, in_dim), (B,) -> (B, T // subsampling, 2 * hidden), (B,)."""
+        x = features
+        for index, lstm in enumerate(self.layers):
+            if index > 0:
+                x = self.dropout(x)
+            if 1 <= index <= self.pyramid:
+                x, lengths = _concatenate_pairs(x, lengths)
+            x = _run_lstm(lstm, x, lengths)
+        return x, lengths
+
+
+class TransformerEncoder(nn.Module):
+    """``Conv2dSubsampling`` to ``d_model = hidden``, scaled sinusoidal positions, ``layers``
+    pre-LayerNorm self-attention blocks (ReLU feed-forward) with a key padding mask, and a final
+    LayerNorm; ``output_dim = hidden``."""
+
+    def __init__(self, in_dim: int, config: EncoderConfig):
+        super().__init__()
+        self.output_dim = config.hidden
+        self.subsampling = Conv2dSubsampling(in_dim, config.hidden, config.subsampling)
+        self.positions = PositionalEncoding(config.hidden, config.dropout)
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                config.hidden,
+                config.heads,
+                config.ff,
+                config.dropout,
+                batch_first=True,
+                norm_first=True,
+            )
+            for _ in range(config.layers)
+        )
+        self.norm = nn.LayerNorm(config.hidden)
+
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, in_dim), (B,) -> (B, T', hidden), (B,)."""
+        x, lengths = self.subsampling(features, lengths)
+        x = self.positions(x)
+        padding = ~padding_mask(lengths, x.shape[1])
+        for layer in self.layers:
+            x = layer(x, src_key_padding_mask=padding)
+        return self.norm(x), lengths
+
+
+def _feed_forward(d_model: int, inner: int, dropout: float) -> nn.Sequential:
+    """Position-wise feed-forward with Swish, (B, T, D) -> (B, T, D)."""
+    return nn.Sequential(
+        nn.Linear(d_model, inner), nn.SiLU(), nn.Dropout(dropout), nn.Linear(inner, d_model)
+    )
+
+
+class ConvolutionModule(nn.Module):
+    """Conformer convolution: pointwise (to 2D) + GLU, depthwise Conv1d over time, LayerNorm,
+    Swish, pointwise. Pointwise convolutions are Linear layers over channels. LayerNorm (per
+    frame) replaces the paper's BatchNorm so that padded frames cannot leak in through batch
+    statistics."""
+
+    def __init__(self, d_model: int, kernel: int):
+        super().__init__()
+        self.pointwise_in = nn.Linear(d_model, 2 * d_model)
+        self.depthwise = nn.Conv1d(d_model, d_model, kernel, padding=kernel // 2, groups=d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.pointwise_out = nn.Linear(d_model, d_model)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D), mask: (B, T) True on real frames -> (B, T, D)."""
+        x = nn.functional.glu(self.pointwise_in(x), dim=-1)
+        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)  # padded frames must not reach real ones
+        x = self.depthwise(x.transpose(1, 2)).transpose(1, 2)
+        return self.pointwise_out(nn.functional.silu(self.norm(x)))
+
+
+class ConformerBlock(nn.Module):
+    """Half-step FFN, relative-position MHSA, convolution module, half-step FFN, LayerNorm
+    (Gulati et al. 2020); each sub-module pre-LayerNorm with dropout and a residual."""
+
+    def __init__(self, d_model: int, heads: int, ff: int, kernel: int, dropout: float):
+        super().__init__()
+        self.norm_ff_in = nn.LayerNorm(d_model)
+        self.ff_in = _feed_forward(d_model, ff, dropout)
+        self.norm_attention = nn.LayerNorm(d_model)
+        self.attention = RelPositionMultiHeadAttention(d_model, heads, dropout)
+        self.norm_conv = nn.LayerNorm(d_model)
+        self.conv = ConvolutionModule(d_model, kernel)
+        self.norm_ff_out = nn.LayerNorm(d_model)
+        self.ff_out = _feed_forward(d_model, ff, dropout)
+        self.norm_final = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D), positions: (1, 2T-1, D), mask: (B, T) True on real frames."""
+        x = x + 0.5 * self.dropout(self.ff_in(self.norm_ff_in(x)))
+        x = x + self.dropout(self.attention(self.norm_attention(x), positions, mask))
+        x = x + self.dropout(self.conv(self.norm_conv(x), mask))
+        x = x + 0.5 * self.dropout(self.ff_out(self.norm_ff_out(x)))
+        return self.norm_final(x)
+
+
+class ConformerEncoder(nn.Module):
+    """``Conv2dSubsampling`` to ``d_model = hidden``, relative positional encoding, and
+    ``layers`` Conformer blocks; ``output_dim = hidden``."""
+
+    def __init__(self, in_dim: int, config: EncoderConfig):
+        super().__init__()
+        self.output_dim = config.hidden
+        self.subsampling = Conv2dSubsampling(in_dim, config.hidden, config.subsampling)
+        self.positions = RelPositionalEncoding(config.hidden, config.dropout)
+        self.blocks = nn.ModuleList(
+            ConformerBlock(
+                config.hidden, config.heads, config.ff, config.conv_kernel, config.dropout
+            )
+            for _ in range(config.layers)
+        )
+
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, in_dim), (B,) -> (B, T', hidden), (B,)."""
+        x, lengths = self.subsampling(features, lengths)
+        x, positions = self.positions(x)
+        mask = padding_mask(lengths, x.shape[1])
+        for block in self.blocks:
+            x = block(x, positions, mask)
+        return x, lengths
+
+
+ENCODERS: dict[str, type[nn.Module]] = {
+    "blstm": BLSTMEncoder,
+    "pblstm": PyramidalBLSTMEncoder,
+    "transformer": TransformerEncoder,
+    "conformer": ConformerEncoder,
+}
+
+
+def build_encoder(config: EncoderConfig, in_dim: int) -> nn.Module:
+    """The encoder ``config.type`` for ``in_dim`` features per frame (after validating)."""
+    config.validate()
+    return ENCODERS[config.type](in_dim, config)
