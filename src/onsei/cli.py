@@ -226,6 +226,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float, default=0.1, help="likewise for test")
     p.add_argument("--skip-bad", action="store_true", help="leave out unreadable audio files")
 
+    tr = commands.add_parser(
+        "train",
+        help="train a recognizer from a YAML recipe",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    tr.add_argument("recipe", help="recipe file, e.g. recipes/an4/conformer_ctc.yaml")
+    tr.add_argument("--exp", required=True, help="experiment directory to write")
+    tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    tr.add_argument("--skip-bad", action="store_true", help="leave out unreadable utterances")
+    tr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+
+    ev = commands.add_parser(
+        "eval",
+        help="score a trained model on a manifest (WER, CER, speed)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ev.add_argument("exp", help="experiment directory of `onsei train`")
+    ev.add_argument("--data", required=True, help="manifest to decode (JSONL)")
+    ev.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ev.add_argument("--output", default=None, help="report folder (default: EXP/decode_<data>)")
+
     commands.add_parser("models", help="list the models available offline")
     commands.add_parser("languages", help="list the language codes Whisper knows")
     return parser
@@ -281,6 +303,34 @@ def decoding_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+_NOT_DECODING = {
+    "command",
+    "audio",
+    "model",
+    "device",
+    "compute_type",
+    "threads",
+    "output_dir",
+    "output_format",
+    "overwrite",
+    "verbose",
+    "highlight_words",
+    "max_line_width",
+    "max_line_count",
+    "max_words_per_line",
+}
+
+
+def _explicit_decoding_options(args: argparse.Namespace) -> list[str]:
+    """Whisper decoding options given on the command line with a non-default value."""
+    defaults = build_parser().parse_args(["transcribe", "-"])
+    return [
+        name
+        for name, value in vars(args).items()
+        if name not in _NOT_DECODING and value != getattr(defaults, name)
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show a script gets "?"
         if hasattr(stream, "reconfigure"):
@@ -290,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "transcribe": _run_transcribe,
         "detect-language": _run_detect_language,
         "prepare": _run_prepare,
+        "train": _run_train,
+        "eval": _run_eval,
         "models": _run_models,
         "languages": _run_languages,
     }
@@ -317,10 +369,18 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         for name in ("max_line_width", "max_line_count", "max_words_per_line", "highlight_words"):
             if getattr(args, name):
                 raise OptionError(f"--{name} requires --word_timestamps True")
-    options = decoding_options(args)
-    from onsei.whisper.options import DecodingOptions
+    from onsei.recognizer import is_trained_experiment
 
-    DecodingOptions.from_kwargs(**options)  # reject bad options before any file is read
+    if is_trained_experiment(args.model):
+        explicit = _explicit_decoding_options(args)
+        if explicit:
+            raise OptionError(f"--{explicit[0]} applies to Whisper models only, not {args.model}")
+        options: dict[str, Any] = {}
+    else:
+        from onsei.whisper.options import DecodingOptions
+
+        options = decoding_options(args)
+        DecodingOptions.from_kwargs(**options)  # reject bad options before any file is read
     batch = BatchTranscriber(
         model=args.model,
         device=args.device,
@@ -387,6 +447,42 @@ def _run_prepare(args: argparse.Namespace) -> int:
     for split, count in report.counts.items():
         manifest = Path(args.destination) / f"{split}.jsonl"
         print(f"{manifest}: {count} utterances, {60 * report.hours[split]:.1f} min")
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from onsei.asr.recipe import load_recipe
+    from onsei.asr.trainer import Trainer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = load_recipe(args.recipe)
+    state = Trainer(
+        recipe, args.exp, device=args.device, resume=args.resume, skip_bad=args.skip_bad
+    ).run()
+    if state.scores:
+        best = min(state.scores, key=lambda epoch: (state.scores[epoch], -epoch))
+        print(
+            f"{args.exp}: {state.epoch} epochs; best dev WER {100 * state.scores[best]:.1f}% "
+            f"(epoch {best}); model: {Path(args.exp) / 'model.pt'}"
+        )
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from onsei.asr.evaluate import evaluate, write_report
+
+    report = evaluate(args.exp, args.data, device=args.device)
+    output = args.output or Path(args.exp) / f"decode_{Path(args.data).stem}"
+    write_report(report, output)
+    print(report.table())
+    print(
+        f"WER {100 * report.words.rate:.2f}%  CER {100 * report.chars.rate:.2f}%  "
+        f"decoded {report.audio_seconds:.0f} s of audio in {report.decode_seconds:.1f} s "
+        f"(RTF {report.real_time_factor:.3f}); alignments in {output}/alignments.txt"
+    )
     return 0
 
 

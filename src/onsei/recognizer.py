@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from onsei.audio import AudioSource
@@ -42,7 +43,8 @@ def load_model(
     compute_type: str = "default",
     threads: int = 0,
 ) -> Recognizer:
-    """Load a bundled model by name ("tiny.en", "base") or any CTranslate2 Whisper directory.
+    """Load a bundled model by name ("tiny.en", "base"), any CTranslate2 Whisper directory, or
+    the experiment directory of a model trained with ``onsei train``.
 
     Args:
         name_or_path: model name or directory; None means the default model, "base".
@@ -57,7 +59,17 @@ def load_model(
     from onsei.whisper.registry import DEFAULT_MODEL, resolve_whisper_model
 
     name = name_or_path or DEFAULT_MODEL
+    if is_trained_experiment(name):
+        from onsei.asr.recognizer import TrainedRecognizer
+
+        return TrainedRecognizer(name, device=device, threads=threads)
     model_dir = resolve_whisper_model(name)
     return WhisperRecognizer(
         model_dir, name=name, device=device, compute_type=compute_type, threads=threads
     )
+
+
+def is_trained_experiment(name_or_path: str) -> bool:
+    """True for an ``onsei train`` experiment directory (config.yaml and model.pt)."""
+    path = Path(name_or_path)
+    return (path / "config.yaml").is_file() and (path / "model.pt").is_file()

@@ -1,0 +1,1 @@
+"""Speech recognizers trained here: recipes, model families, trainer, and their Recognizer."""

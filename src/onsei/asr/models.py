@@ -1,0 +1,266 @@
+"""The model families trained here, behind one small protocol: ``forward(batch)`` returns the
+losses, ``recognize(waveforms, lengths)`` the greedy token sequences. One Trainer serves all.
+
+- ``CTCModel``: encoder + linear + CTC (the BiLSTM-CTC or Conformer-CTC of the recipes).
+- ``AttentionModel``: encoder + attention decoder, label-smoothed cross-entropy; with
+  ``ctc_weight`` > 0 also a CTC head on the shared encoder (joint CTC-attention, Watanabe et
+  al. 2017). LAS (pyramidal BiLSTM + LSTM speller) and the Transformer are configurations of it.
+- ``TransducerModel``: encoder + prediction network + joint network, RNN-T loss.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from onsei.asr.recipe import FeatureConfig, ModelConfig
+from onsei.data.batching import Batch, padding_mask
+from onsei.features import FbankOptions, GlobalCMVN, LogMelFbank, SpecAugment, SpecAugmentOptions
+from onsei.losses.transducer import transducer_loss
+from onsei.models.decoders import build_decoder
+from onsei.models.encoders import build_encoder
+from onsei.models.transducer import Joint, Predictor
+
+BLANK = 0
+
+
+class FrontEnd(nn.Module):
+    """Waveforms ``(B, samples)`` -> normalised log-mel features ``(B, frames, n_mels)``;
+    SpecAugment in training mode only."""
+
+    def __init__(self, config: FeatureConfig, cmvn: GlobalCMVN):
+        super().__init__()
+        self.fbank = LogMelFbank(FbankOptions(n_mels=config.n_mels))
+        self.cmvn = cmvn
+        self.spec_augment = (
+            SpecAugment(
+                SpecAugmentOptions(
+                    config.freq_masks,
+                    config.freq_width,
+                    config.time_masks,
+                    config.time_width_ratio,
+                    config.time_warp,
+                )
+            )
+            if config.spec_augment
+            else None
+        )
+
+    def forward(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        features, frames = self.fbank(waveforms, lengths)
+        features = self.cmvn(features) * padding_mask(frames, features.shape[1])[..., None]
+        if self.spec_augment is not None:
+            features = self.spec_augment(features, frames)
+        return features, frames
+
+
+class ASRModel(nn.Module):
+    """Base of the families: front end, encoder, and the protocol the Trainer relies on."""
+
+    def __init__(self, config: ModelConfig, frontend: FrontEnd, vocab_size: int):
+        super().__init__()
+        self.config = config
+        self.vocab_size = vocab_size
+        self.sos_eos = vocab_size - 1
+        self.frontend = frontend
+        self.encoder = build_encoder(config.encoder, frontend.fbank.options.n_mels)
+
+    def encode(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, samples)`` -> encoder output ``(B, T', D)`` and its lengths ``(B,)``."""
+        features, frames = self.frontend(waveforms, lengths)
+        return self.encoder(features, frames)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Losses on a batch: ``{"loss": total, ...parts}``, each averaged per utterance."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def recognize(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        """Greedy token ids for each utterance of ``(B, samples)`` waveforms."""
+        raise NotImplementedError
+
+
+def ctc_loss(
+    log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    targets: torch.Tensor,
+    target_lengths: torch.Tensor,
+) -> torch.Tensor:
+    """CTC loss averaged per utterance; ``log_probs`` (B, T, V), ``targets`` (B, U) padded."""
+    loss = functional.ctc_loss(
+        log_probs.transpose(0, 1),
+        targets.clamp(min=0),
+        lengths,
+        target_lengths,
+        blank=BLANK,
+        reduction="sum",
+        zero_infinity=True,
+    )
+    return loss / log_probs.shape[0]
+
+
+def ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+    """Best path, repeats merged, blanks removed: ``(B, T, V)`` -> token ids per utterance."""
+    best = log_probs.argmax(-1)
+    results = []
+    for row, length in zip(best, lengths.tolist(), strict=True):
+        path = torch.unique_consecutive(row[:length])
+        results.append([int(t) for t in path if t != BLANK])
+    return results
+
+
+class CTCModel(ASRModel):
+    def __init__(self, config: ModelConfig, frontend: FrontEnd, vocab_size: int):
+        super().__init__(config, frontend, vocab_size)
+        self.ctc_head = nn.Linear(self.encoder.output_dim, vocab_size)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        encoded, lengths = self.encode(batch.waveforms, batch.waveform_lengths)
+        log_probs = self.ctc_head(encoded).log_softmax(-1)
+        loss = ctc_loss(log_probs, lengths, batch.targets, batch.target_lengths)
+        return {"loss": loss, "ctc": loss.detach()}
+
+    @torch.no_grad()
+    def recognize(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        encoded, encoded_lengths = self.encode(waveforms, lengths)
+        return ctc_greedy(self.ctc_head(encoded).log_softmax(-1), encoded_lengths)
+
+
+class AttentionModel(ASRModel):
+    """Attention encoder-decoder; a CTC head joins in when ``ctc_weight`` > 0."""
+
+    def __init__(self, config: ModelConfig, frontend: FrontEnd, vocab_size: int):
+        super().__init__(config, frontend, vocab_size)
+        self.decoder = build_decoder(config.decoder, vocab_size, self.encoder.output_dim)
+        self.ctc_weight = config.ctc_weight if config.family == "joint_ctc_attention" else 0.0
+        self.ctc_head = nn.Linear(self.encoder.output_dim, vocab_size) if self.ctc_weight else None
+
+    def decoder_io(self, targets: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``[sos, y1..yn]`` inputs and ``[y1..yn, eos]`` outputs (padding -1), (B, U+1)."""
+        batch = targets.shape[0]
+        sos = torch.full((batch, 1), self.sos_eos, dtype=torch.long, device=targets.device)
+        inputs = torch.cat([sos, targets.clamp(min=0)], dim=1)
+        outputs = torch.cat([targets, torch.full_like(sos, -1)], dim=1)
+        outputs[torch.arange(batch, device=targets.device), lengths] = self.sos_eos
+        return inputs, outputs
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        encoded, lengths = self.encode(batch.waveforms, batch.waveform_lengths)
+        inputs, outputs = self.decoder_io(batch.targets, batch.target_lengths)
+        logits = self.decoder(encoded, lengths, inputs)
+        attention = (
+            functional.cross_entropy(
+                logits.reshape(-1, self.vocab_size),
+                outputs.reshape(-1),
+                ignore_index=-1,
+                label_smoothing=self.config.label_smoothing,
+                reduction="sum",
+            )
+            / logits.shape[0]
+        )
+        valid = outputs != -1
+        accuracy = (logits.argmax(-1)[valid] == outputs[valid]).float().mean()
+        parts = {"attention": attention.detach(), "accuracy": accuracy.detach()}
+        if self.ctc_head is None:
+            return {"loss": attention, **parts}
+        log_probs = self.ctc_head(encoded).log_softmax(-1)
+        ctc = ctc_loss(log_probs, lengths, batch.targets, batch.target_lengths)
+        loss = (1 - self.ctc_weight) * attention + self.ctc_weight * ctc
+        return {"loss": loss, "ctc": ctc.detach(), **parts}
+
+    @torch.no_grad()
+    def recognize(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        """Greedy: the most likely next token until end of sentence, batched over utterances;
+        at most ``2 * encoder frames + 10`` tokens."""
+        encoded, encoded_lengths = self.encode(waveforms, lengths)
+        batch = encoded.shape[0]
+        state = self.decoder.init_state(encoded, encoded_lengths)
+        prefix = torch.full((batch, 1), self.sos_eos, dtype=torch.long, device=encoded.device)
+        finished = torch.zeros(batch, dtype=torch.bool, device=encoded.device)
+        limits = 2 * encoded_lengths + 10
+        for step in range(int(limits.max())):
+            log_probs, state = self.decoder.step(prefix, state)
+            log_probs[:, BLANK] = float("-inf")  # the CTC blank is never an attention output
+            token = log_probs.argmax(-1)
+            finished |= (token == self.sos_eos) | (step >= limits)
+            prefix = torch.cat([prefix, token.masked_fill(finished, self.sos_eos)[:, None]], 1)
+            if bool(finished.all()):
+                break
+        results = []
+        for row in prefix[:, 1:].tolist():
+            tokens = []
+            for token in row:
+                if token == self.sos_eos:
+                    break
+                tokens.append(token)
+            results.append(tokens)
+        return results
+
+
+class TransducerModel(ASRModel):
+    def __init__(self, config: ModelConfig, frontend: FrontEnd, vocab_size: int):
+        super().__init__(config, frontend, vocab_size)
+        self.predictor = Predictor(vocab_size, config.transducer, blank=BLANK)
+        self.joint = Joint(
+            self.encoder.output_dim, config.transducer.hidden, config.transducer, vocab_size
+        )
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        encoded, lengths = self.encode(batch.waveforms, batch.waveform_lengths)
+        blank = torch.full_like(batch.targets[:, :1], BLANK)
+        predicted = self.predictor(torch.cat([blank, batch.targets.clamp(min=0)], dim=1))
+        logits = self.joint(encoded, predicted)
+        loss = transducer_loss(logits, batch.targets, lengths, batch.target_lengths, BLANK)
+        return {"loss": loss, "transducer": loss.detach()}
+
+    @torch.no_grad()
+    def recognize(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor, max_symbols: int = 5
+    ) -> list[list[int]]:
+        """Time-synchronous greedy search, batched: at each frame emit the best non-blank
+        symbol (at most ``max_symbols`` per frame) until blank is the best."""
+        encoded, encoded_lengths = self.encode(waveforms, lengths)
+        batch = encoded.shape[0]
+        device = encoded.device
+        state = self.predictor.init_state(batch)
+        last = torch.full((batch,), BLANK, dtype=torch.long, device=device)
+        predicted, state = self.predictor.step(last, state)
+        results: list[list[int]] = [[] for _ in range(batch)]
+        for t in range(encoded.shape[1]):
+            active = t < encoded_lengths
+            for _ in range(max_symbols):
+                token = self.joint.step(encoded[:, t], predicted).argmax(-1)
+                emit = active & (token != BLANK)
+                if not bool(emit.any()):
+                    break
+                new_predicted, new_state = self.predictor.step(token, state)
+                predicted = torch.where(emit[:, None], new_predicted, predicted)
+                state = _where_state(emit, new_state, state)
+                for row in emit.nonzero().flatten().tolist():
+                    results[row].append(int(token[row]))
+        return results
+
+
+def _where_state(mask: torch.Tensor, new, old):
+    """Take ``new`` recurrent state rows where ``mask`` (B,) is True: (h, c) of (L, B, H)."""
+    return tuple(torch.where(mask[None, :, None], n, o) for n, o in zip(new, old, strict=True))
+
+
+FAMILY_CLASSES: dict[str, type[ASRModel]] = {
+    "ctc": CTCModel,
+    "las": AttentionModel,
+    "transformer": AttentionModel,
+    "joint_ctc_attention": AttentionModel,
+    "rnnt": TransducerModel,
+}
+
+
+def build_model(
+    config: ModelConfig, features: FeatureConfig, cmvn: GlobalCMVN, vocab_size: int
+) -> ASRModel:
+    return FAMILY_CLASSES[config.family](config, FrontEnd(features, cmvn), vocab_size)

@@ -1,0 +1,191 @@
+"""Recipes, the Trainer and trained models as recognizers, on tiny configurations (seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import REPO, shared
+
+import onsei
+from onsei.asr import trainer as trainer_module
+from onsei.asr.recipe import load_recipe
+from onsei.asr.trainer import Trainer
+from onsei.cli import main
+from onsei.data.prepare import prepare
+from onsei.errors import OnseiError, OptionError, OutputError
+
+FAMILIES = ("ctc", "las", "transformer", "joint_ctc_attention", "rnnt")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def yesno_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    destination = tmp_path_factory.mktemp("yesno")
+    prepare("yesno", shared("yesno"), destination)
+    return destination
+
+
+def write_recipe(tmp_path: Path, data: Path, family: str = "ctc", **train) -> Path:
+    """The repository's yesno recipe for ``family``, pointed at ``data``, train overrides."""
+    recipe = yaml.safe_load((REPO / "recipes" / "yesno" / f"{family}.yaml").read_text())
+    recipe["data"] = {"train": str(data / "train.jsonl"), "dev": str(data / "dev.jsonl")}
+    recipe["train"].update(train)
+    path = tmp_path / f"{family}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_yesno_recipe_loads(family: str):
+    recipe = load_recipe(REPO / "recipes" / "yesno" / f"{family}.yaml")
+    assert recipe.model.family == family
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["model"]["encoder"].update(hiden=3), "unknown key model.encoder.hiden"),
+        (lambda r: r["train"].update(epochs="many"), "train.epochs: expected int"),
+        (lambda r: r["model"].update(family="hmm"), "model.family: unknown family"),
+        (lambda r: r.pop("data"), "data"),
+    ],
+)
+def test_bad_recipes_name_the_key(tmp_path: Path, change, message: str):
+    recipe = yaml.safe_load((REPO / "recipes" / "yesno" / "ctc.yaml").read_text())
+    change(recipe)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with pytest.raises(OptionError, match=message):
+        load_recipe(path)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_trains_and_recognizes(tmp_path: Path, yesno_data: Path, family: str):
+    recipe = load_recipe(write_recipe(tmp_path, yesno_data, family, epochs=1))
+    state = Trainer(recipe, tmp_path / "exp", device="cpu", progress=False).run()
+    assert state.epoch == 1 and 0.0 <= state.scores[1]
+    model = onsei.load_model(str(tmp_path / "exp"))
+    transcript = model.transcribe(str(shared("yesno/waves_yesno/0_0_1_0_1_0_0_1.wav")))
+    assert isinstance(transcript, onsei.Transcript) and transcript.duration > 5
+    vocab = model.tokenizer.vocab_size
+    for segment in transcript.segments:
+        assert all(0 < token < vocab - 1 for token in segment.tokens)  # no blank, no sos/eos
+        assert segment.text.strip() == model.tokenizer.decode(segment.tokens)
+
+
+def test_ctc_learns_yesno_and_works_everywhere(tmp_path: Path, yesno_data: Path, capsys):
+    exp = tmp_path / "exp"
+    code = main(["train", str(write_recipe(tmp_path, yesno_data, "ctc")), "--exp", str(exp)])
+    assert code == 0
+    for name in ("config.yaml", "tokenizer.json", "cmvn.json", "model.pt", "log.jsonl"):
+        assert (exp / name).is_file(), name
+    epochs = [json.loads(line) for line in (exp / "log.jsonl").read_text().splitlines()]
+    dev = [e for e in epochs if "wer" in e]
+    assert dev[-1]["wer"] < 0.2, dev[-1]  # yesno is easy: a trained model gets it right
+
+    capsys.readouterr()
+    assert main(["eval", str(exp), "--data", str(yesno_data / "test.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "| word | 29 | 232 |" in out and "RTF" in out
+    wer = float(out.split("WER ")[1].split("%")[0])
+    assert wer < 20
+    assert (exp / "decode_test" / "alignments.txt").read_text().count("REF:") == 29
+
+    wav = shared("yesno/waves_yesno/0_0_1_0_1_0_0_1.wav")
+    code = main(
+        [
+            "transcribe",
+            str(wav),
+            "--model",
+            str(exp),
+            "-o",
+            str(tmp_path),
+            "-f",
+            "txt",
+            "--verbose",
+            "False",
+        ]
+    )
+    assert code == 0
+    words = (tmp_path / "0_0_1_0_1_0_0_1.txt").read_text().split()
+    assert (
+        sum(a == b for a, b in zip(words, "NO NO YES NO YES NO NO YES".split(), strict=False)) >= 6
+    )
+    capsys.readouterr()
+    code = main(["transcribe", str(wav), "--model", str(exp), "--beam_size", "3"])
+    assert code == 2 and "applies to Whisper models only" in capsys.readouterr().err
+
+
+def test_resume_continues_after_the_last_checkpoint(tmp_path: Path, yesno_data: Path):
+    exp = tmp_path / "exp"
+    Trainer(
+        load_recipe(write_recipe(tmp_path, yesno_data, epochs=1)), exp, device="cpu", progress=False
+    ).run()
+    longer = load_recipe(write_recipe(tmp_path, yesno_data, epochs=2))
+    with pytest.raises(OnseiError, match="--resume"):
+        Trainer(longer, exp, device="cpu", progress=False).run()
+    first = torch.load(exp / "checkpoints" / "epoch001.pt", weights_only=False)
+    state = Trainer(longer, exp, device="cpu", resume=True, progress=False).run()
+    assert state.epoch == 2 and set(state.scores) == {1, 2}
+    assert state.step == 2 * first["state"]["step"]
+    assert (exp / "checkpoints" / "latest").read_text().strip() == "epoch002.pt"
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_latest(tmp_path, yesno_data, monkeypatch):
+    exp = tmp_path / "exp"
+    recipe = load_recipe(write_recipe(tmp_path, yesno_data, epochs=2, average_best=2))
+    real_write = trainer_module.atomic_write_bytes
+
+    def disk_full_at_epoch_2(path, data):
+        if Path(path).name == "epoch002.pt":
+            raise OutputError(f"cannot write {path}: No space left on device")
+        return real_write(path, data)
+
+    monkeypatch.setattr(trainer_module, "atomic_write_bytes", disk_full_at_epoch_2)
+    with pytest.raises(OutputError, match="No space left"):
+        Trainer(recipe, exp, device="cpu", progress=False).run()
+    assert (exp / "checkpoints" / "latest").read_text().strip() == "epoch001.pt"
+    checkpoint = torch.load(exp / "checkpoints" / "epoch001.pt", weights_only=False)
+    assert checkpoint["state"]["epoch"] == 1
+    assert not list((exp / "checkpoints").glob("*.part"))
+
+
+def test_non_finite_losses_are_skipped_and_logged(tmp_path, yesno_data, monkeypatch):
+    from onsei.asr.models import CTCModel
+
+    real_forward = CTCModel.forward
+    calls = {"n": 0}
+
+    def sometimes_nan(self, batch):
+        calls["n"] += 1
+        losses = real_forward(self, batch)
+        if calls["n"] == 1 and self.training:
+            losses["loss"] = losses["loss"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(CTCModel, "forward", sometimes_nan)
+    exp = tmp_path / "exp"
+    state = Trainer(
+        load_recipe(write_recipe(tmp_path, yesno_data, epochs=1)), exp, device="cpu", progress=False
+    ).run()
+    assert state.epoch == 1
+    records = [json.loads(line) for line in (exp / "log.jsonl").read_text().splitlines()]
+    assert any(r.get("reason", "").startswith("loss nan") for r in records)
+
+
+def test_missing_audio_is_reported_by_line_or_skipped(tmp_path: Path, yesno_data: Path):
+    lines = (yesno_data / "train.jsonl").read_text().splitlines()
+    broken = json.loads(lines[2])
+    broken["audio"] = str(tmp_path / "gone.wav")
+    lines[2] = json.dumps(broken)
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
+    recipe = load_recipe(write_recipe(tmp_path, yesno_data, epochs=1))
+    recipe.data.train = str(tmp_path / "train.jsonl")
+    with pytest.raises(OnseiError, match=r"train.jsonl:3: audio .*gone.wav does not exist"):
+        Trainer(recipe, tmp_path / "exp", device="cpu", progress=False).run()
+    state = Trainer(recipe, tmp_path / "exp2", device="cpu", skip_bad=True, progress=False).run()
+    assert state.epoch == 1
