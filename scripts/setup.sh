@@ -29,10 +29,12 @@ onsei_venv() {  # onsei_venv EXTRAS  e.g. "" or "test"
     onsei_log "creating $VENV with $($python --version)"
     "$python" -m venv "$VENV"
   fi
-  stamp="$VENV/.onsei-installed"
-  want="$(cat "$ONSEI_ROOT/pyproject.toml" | sha256sum | cut -c1-16) extras=[$extras]"
-  if [ -f "$stamp" ] && grep -qxF -- "$want" "$stamp"; then
-    return 0
+  stamp="$VENV/.onsei-installed"  # lines "<pyproject hash> [<extras>]" of what is installed
+  local hash
+  hash="$(sha256sum < "$ONSEI_ROOT/pyproject.toml" | cut -c1-16)"
+  if [ -f "$stamp" ] && { grep -qxF -- "$hash [$extras]" "$stamp" \
+      || { [ -z "$extras" ] && grep -q -- "^$hash " "$stamp"; }; }; then
+    return 0  # up to date (an install with extras also serves a plain run)
   fi
   local pip=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
   if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
@@ -48,5 +50,6 @@ onsei_venv() {  # onsei_venv EXTRAS  e.g. "" or "test"
     "$TORCH_VERSION"*) ;;
     *) onsei_log "torch changed to $torch_now (expected $TORCH_VERSION+cpu)"; return 1 ;;
   esac
-  echo "$want" > "$stamp"
+  { grep -- "^$hash " "$stamp" 2>/dev/null || true; echo "$hash [$extras]"; } > "$stamp.new"
+  mv "$stamp.new" "$stamp"
 }
