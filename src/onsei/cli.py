@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("txt", "vtt", "srt", "tsv", "json", "all"),
     )
     t.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
+    t.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed the sampling of temperature fallback, for repeatable results",
+    )
     t.add_argument("--verbose", type=str2bool, default=True, help="print segments and progress")
     t.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
     t.add_argument("--language", default=None, help="language code or name; auto to detect")
@@ -371,6 +377,10 @@ def _run_transcribe(args: argparse.Namespace) -> int:
                 raise OptionError(f"--{name} requires --word_timestamps True")
     from onsei.recognizer import is_trained_experiment
 
+    if args.seed is not None:
+        import ctranslate2
+
+        ctranslate2.set_random_seed(args.seed)  # before the engine first samples
     if is_trained_experiment(args.model):
         explicit = _explicit_decoding_options(args)
         if explicit:
