@@ -181,3 +181,14 @@ def test_unwritable_output_is_a_one_line_error(tmp_path: Path, transcript: Trans
     blocker.write_text("I am a file, not a directory")
     with pytest.raises(OutputError, match="cannot write"):
         save_transcript(transcript, blocker / "talk.txt", "txt")
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path: Path, transcript: Transcript):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = save_transcript(transcript, tmp_path / "talk.txt", "txt")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
