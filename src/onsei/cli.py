@@ -363,6 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_transcribe(args: argparse.Namespace) -> int:
     from onsei.batch import BatchTranscriber
+    from onsei.recognizer import is_trained_experiment
     from onsei.writers import SubtitleOptions, expand_formats
 
     subtitle = SubtitleOptions(
@@ -375,8 +376,6 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         for name in ("max_line_width", "max_line_count", "max_words_per_line", "highlight_words"):
             if getattr(args, name):
                 raise OptionError(f"--{name} requires --word_timestamps True")
-    from onsei.recognizer import is_trained_experiment
-
     if args.seed is not None:
         import ctranslate2
 
