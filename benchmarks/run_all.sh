@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=.venv/bin/python
-for name in accuracy language_id overhead startup hallucination; do
+for name in accuracy language_id overhead startup hallucination transducer_loss; do
     echo "== benchmarks/$name.py"
     "$PY" "benchmarks/$name.py"
 done
