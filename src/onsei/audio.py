@@ -69,18 +69,12 @@ def audio_duration(source: str | os.PathLike) -> float:
     Raises:
         AudioError: missing, empty or unreadable file, or no audio track.
     """
-    import soundfile
-
     name, file = _open_source(source)
     with file:
-        if not _looks_like_mp3(file.read(4)):
-            file.seek(0)
-            try:
-                with soundfile.SoundFile(file) as sound:
-                    return sound.frames / sound.samplerate
-            except (soundfile.LibsndfileError, RuntimeError, TypeError):
-                pass
-        file.seek(0)
+        sound = _open_soundfile(file)
+        if sound is not None:
+            with sound:
+                return sound.frames / sound.samplerate
         return _ffmpeg_duration(file, name)
 
 
@@ -147,22 +141,29 @@ def _open_source(source: AudioSource) -> tuple[str, BinaryIO]:
 
 def _decode(file: BinaryIO, name: str, sample_rate: int) -> Iterator[np.ndarray]:
     """Yield float32 mono blocks at ``sample_rate``, trying libsndfile first, then FFmpeg."""
-    import soundfile
-
-    start = file.tell()
-    sound = None
-    if not _looks_like_mp3(file.read(4)):  # libsndfile's MP3 reader chatters on stderr
-        file.seek(start)
-        try:
-            sound = soundfile.SoundFile(file)
-        except (soundfile.LibsndfileError, RuntimeError, TypeError):
-            sound = None
+    sound = _open_soundfile(file)
     if sound is not None:
         with sound:
             yield from _decode_soundfile(sound, name, sample_rate)
         return
-    file.seek(start)
     yield from _decode_ffmpeg(file, name, sample_rate)
+
+
+def _open_soundfile(file: BinaryIO):
+    """A ``soundfile.SoundFile`` if libsndfile reads this file, else None with ``file``
+    rewound for FFmpeg. MP3 always goes to FFmpeg: libsndfile's MP3 reader chatters on
+    stderr and cannot tell a truncated file."""
+    import soundfile
+
+    start = file.tell()
+    if not _looks_like_mp3(file.read(4)):
+        file.seek(start)
+        try:
+            return soundfile.SoundFile(file)
+        except (soundfile.LibsndfileError, RuntimeError, TypeError):
+            pass
+    file.seek(start)
+    return None
 
 
 def _looks_like_mp3(head: bytes) -> bool:

@@ -190,9 +190,7 @@ class Trainer:
         model = build_model(self.recipe.model, self.recipe.features, cmvn, tokenizer.vocab_size).to(
             self.device
         )
-        dataset = SpeechDataset(
-            train, tokenizer.encode, self.recipe.features.speeds, seed=config.seed + self.rank
-        )
+        dataset = SpeechDataset(train, tokenizer.encode, self.recipe.features.speeds)
         sampler = BucketBatchSampler(
             [u.duration for u in train],
             config.max_batch_seconds,

@@ -118,7 +118,9 @@ class Batch:
 class SpeechDataset(torch.utils.data.Dataset):
     """Utterances of a manifest -> ``(id, waveform (samples,), token ids (tokens,))``.
 
-    ``speeds`` lists speed-perturbation factors drawn uniformly per item (training only).
+    ``speeds`` lists speed-perturbation factors drawn uniformly per item (training only), from
+    torch's generator: seeded by the trainer in the main process, and afresh each epoch in
+    DataLoader workers, so each epoch draws new speeds, reproducibly.
     An unreadable file raises ``AudioError`` naming the utterance; the training loop decides
     whether that stops training or skips the utterance.
     """
@@ -128,12 +130,10 @@ class SpeechDataset(torch.utils.data.Dataset):
         utterances: Sequence[Utterance],
         encode: Callable[[str], list[int]],
         speeds: Sequence[float] = (1.0,),
-        seed: int = 0,
     ):
         self.utterances = list(utterances)
         self.encode = encode
         self.speeds = tuple(speeds)
-        self.rng = random.Random(seed)
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -145,7 +145,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         except AudioError as error:
             where = f"manifest line {utterance.line}, " if utterance.line else ""
             raise AudioError(f"{where}utterance {utterance.id}: {error}") from None
-        speed = self.rng.choice(self.speeds) if len(self.speeds) > 1 else self.speeds[0]
+        speed = self.speeds[int(torch.randint(len(self.speeds), ()))]
         audio = speed_perturb(audio, speed, SAMPLE_RATE)
         tokens = torch.tensor(self.encode(utterance.text), dtype=torch.long)
         return utterance.id, torch.from_numpy(audio.copy()), tokens
