@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,11 +15,14 @@ from conftest import REPO, shared
 
 import onsei
 from onsei.asr import trainer as trainer_module
+from onsei.asr.models import build_model
 from onsei.asr.recipe import load_recipe
 from onsei.asr.trainer import Trainer
 from onsei.cli import main
+from onsei.data.batching import Batch
 from onsei.data.prepare import prepare
 from onsei.errors import OnseiError, OptionError, OutputError
+from onsei.features import GlobalCMVN
 
 FAMILIES = ("ctc", "las", "transformer", "joint_ctc_attention", "rnnt")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -43,6 +49,29 @@ def write_recipe(tmp_path: Path, data: Path, family: str = "ctc", **train) -> Pa
 def test_every_yesno_recipe_loads(family: str):
     recipe = load_recipe(REPO / "recipes" / "yesno" / f"{family}.yaml")
     assert recipe.model.family == family
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "recipes" / "an4").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_every_an4_recipe_builds_a_model_that_trains_a_step(path: Path):
+    recipe = load_recipe(path)
+    features = recipe.features.n_mels
+    cmvn = GlobalCMVN(torch.zeros(features), torch.ones(features))
+    model = build_model(recipe.model, recipe.features, cmvn, vocab_size=30)
+    lengths = torch.tensor([16000, 12000])
+    batch = Batch(
+        ["a", "b"],
+        torch.randn(2, 16000) * 0.1,
+        lengths,
+        torch.tensor([[3, 4, 5], [6, 7, -1]]),
+        torch.tensor([3, 2]),
+    )
+    loss = model(batch)["loss"]
+    loss.backward()
+    assert torch.isfinite(loss)
+    model.eval()
+    assert len(model.recognize(batch.waveforms, lengths)) == 2
 
 
 @pytest.mark.parametrize(
@@ -83,9 +112,13 @@ def test_ctc_learns_yesno_and_works_everywhere(tmp_path: Path, yesno_data: Path,
     assert code == 0
     for name in ("config.yaml", "tokenizer.json", "cmvn.json", "model.pt", "log.jsonl"):
         assert (exp / name).is_file(), name
-    epochs = [json.loads(line) for line in (exp / "log.jsonl").read_text().splitlines()]
-    dev = [e for e in epochs if "wer" in e]
+    records = [json.loads(line) for line in (exp / "log.jsonl").read_text().splitlines()]
+    dev = [r for r in records if "wer" in r]
     assert dev[-1]["wer"] < 0.2, dev[-1]  # yesno is easy: a trained model gets it right
+    speeds = [r for r in records if "audio_per_s" in r]
+    assert len(speeds) == len(dev) and all(r["audio_per_s"] > 0 for r in speeds)
+    train_lines = (yesno_data / "train.jsonl").read_text().splitlines()
+    assert all(r["train_utterances"] == len(train_lines) for r in speeds)
 
     capsys.readouterr()
     assert main(["eval", str(exp), "--data", str(yesno_data / "test.jsonl")]) == 0
@@ -189,3 +222,25 @@ def test_missing_audio_is_reported_by_line_or_skipped(tmp_path: Path, yesno_data
         Trainer(recipe, tmp_path / "exp", device="cpu", progress=False).run()
     state = Trainer(recipe, tmp_path / "exp2", device="cpu", skip_bad=True, progress=False).run()
     assert state.epoch == 1
+
+
+def test_torchrun_trains_with_two_processes_and_writes_checkpoints_once(
+    tmp_path: Path, yesno_data: Path
+):
+    exp = tmp_path / "exp"
+    recipe = write_recipe(tmp_path, yesno_data, "ctc", epochs=2, max_batch_seconds=30)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", "-m", "onsei", "train", str(recipe), "--exp", str(exp)]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoints = sorted(p.name for p in (exp / "checkpoints").iterdir())
+    assert checkpoints == ["epoch001.pt", "epoch002.pt", "latest"]
+    records = [json.loads(line) for line in (exp / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if "wer" in r] == [1, 2]  # rank 0 alone validates
+    speeds = [r for r in records if "audio_per_s" in r]
+    # both ranks' utterances are counted: every batch but an odd one out, over the two
+    assert len(speeds) == 2 and all(r["train_utterances"] >= 20 for r in speeds)
+    assert result.stdout.count("best dev WER") == 1
+    model = onsei.load_model(str(exp))
+    assert model.transcribe(str(shared("yesno/waves_yesno/0_0_1_0_1_0_0_1.wav"))).duration > 5

@@ -3,13 +3,13 @@ checkpoints that survive crashes (and disk-full), resume, weight averaging, and
 DistributedDataParallel under torchrun.
 
 An experiment directory holds: config.yaml, tokenizer.json (+ tokenizer.model), cmvn.json,
-checkpoints/epochNNN.pt and checkpoints/latest, log.jsonl, and model.pt (the average of the
-best epochs), which makes the directory loadable with ``onsei.load_model(exp_dir)``.
+checkpoints/epochNNN.pt and checkpoints/latest, log.jsonl (and tensorboard/ when TensorBoard is
+installed), and model.pt (the average of the best epochs), which makes the directory loadable
+with ``onsei.load_model(exp_dir)``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from onsei.asr.metric_log import MetricLog
 from onsei.asr.models import ASRModel, build_model
 from onsei.asr.recipe import Recipe, TrainConfig, dump_recipe
-from onsei.audio import load_audio
+from onsei.audio import SAMPLE_RATE, load_audio
 from onsei.data.batching import Batch, BucketBatchSampler, SpeechDataset, collate
 from onsei.data.manifest import ManifestError, Utterance, read_manifest
 from onsei.errors import AudioError, OnseiError
@@ -104,6 +105,7 @@ class Trainer:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         self.device = torch.device(device)
         self.checkpoints = self.exp_dir / "checkpoints"
+        self.metrics: MetricLog | None = None
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -184,6 +186,7 @@ class Trainer:
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         if self.is_main:
             atomic_write_text(self.exp_dir / CONFIG_FILE, dump_recipe(self.recipe))
+            self.metrics = MetricLog(self.exp_dir / LOG_FILE, self.exp_dir / "tensorboard")
         train, dev = self._read_data()
         tokenizer = self._tokenizer(train)
         cmvn = self._cmvn(train)
@@ -233,7 +236,7 @@ class Trainer:
             if self.is_main:
                 dev_scores = self.validate(model, dev, tokenizer)
                 state.scores[epoch] = dev_scores["wer"]
-                self._log_json({"epoch": epoch, "step": state.step, **dev_scores})
+                self._log_json({"epoch": epoch, "step": state.step, **dev_scores}, "dev")
                 self.log(
                     f"epoch {epoch}: dev loss {dev_scores['loss']:.3f}, "
                     f"WER {100 * dev_scores['wer']:.1f}%, CER {100 * dev_scores['cer']:.1f}%"
@@ -245,6 +248,8 @@ class Trainer:
             if budget is not None and time.monotonic() - started > 60 * budget:
                 self.log(f"stopping after epoch {epoch}: the {budget} minute budget is spent")
                 break
+        if self.metrics is not None:
+            self.metrics.close()
         if self.world_size > 1:
             torch.distributed.destroy_process_group()
         return state
@@ -274,32 +279,35 @@ class Trainer:
                 unit="batch",
                 dynamic_ncols=True,
             )
-        started, utterances, pending = time.monotonic(), 0, 0
+        started, utterances, samples, pending = time.monotonic(), 0, 0, 0
         optimizer.zero_grad(set_to_none=True)
         for batch in loader:
             if bar is not None:
                 bar.update(1)
-            if batch is None:
-                continue
-            batch = batch.to(self.device)
-            with torch.autocast(self.device.type, enabled=scaler.is_enabled()):
-                losses = model(batch)
-            loss = losses["loss"]
-            if not torch.isfinite(loss):
-                self._log_json(
-                    {
-                        "epoch": epoch,
-                        "step": state.step,
-                        "skipped": batch.ids,
-                        "reason": f"loss {loss.item()}",
-                    }
-                )
+            losses = None
+            if batch is not None:
+                batch = batch.to(self.device)
+                with torch.autocast(self.device.type, enabled=scaler.is_enabled()):
+                    losses = model(batch)
+            usable = losses is not None and bool(torch.isfinite(losses["loss"]))
+            if not self._on_every_rank(usable):  # under DDP all ranks skip the step together
+                if losses is not None:
+                    self._log_json(
+                        {
+                            "epoch": epoch,
+                            "step": state.step,
+                            "skipped": batch.ids,
+                            "reason": f"loss {losses['loss'].item()}",
+                        }
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 pending = 0
                 continue
+            loss = losses["loss"]
             scaler.scale(loss / config.accum_grad).backward()
             pending += 1
             utterances += len(batch.ids)
+            samples += int(batch.waveform_lengths.sum())
             if pending < config.accum_grad:
                 continue
             pending = 0
@@ -338,6 +346,27 @@ class Trainer:
                 )
         if bar is not None:
             bar.close()
+        self._log_throughput(epoch, state.step, time.monotonic() - started, utterances, samples)
+
+    def _log_throughput(
+        self, epoch: int, step: int, seconds: float, utterances: int, samples: int
+    ) -> None:
+        """Log the epoch's training speed over all processes: seconds of (speed-perturbed)
+        audio and utterances per wall-clock second."""
+        totals = torch.tensor([utterances, samples], dtype=torch.float64)
+        if self.world_size > 1:
+            torch.distributed.all_reduce(totals)
+        audio_seconds = float(totals[1]) / SAMPLE_RATE
+        self._log_json(
+            {
+                "epoch": epoch,
+                "step": step,
+                "train_seconds": round(seconds, 2),
+                "train_utterances": int(totals[0]),
+                "train_audio_seconds": round(audio_seconds, 1),
+                "audio_per_s": round(audio_seconds / max(seconds, 1e-6), 2),
+            }
+        )
 
     @torch.no_grad()
     def validate(
@@ -438,12 +467,17 @@ class Trainer:
         torch.save({"model": averaged, "vocab_size": model.vocab_size, "epochs": best}, buffer)
         atomic_write_bytes(self.exp_dir / MODEL_FILE, buffer.getvalue())
 
-    def _log_json(self, record: dict[str, Any]) -> None:
-        if not self.is_main:
-            return
-        record = {"time": round(time.time(), 1), **record}
-        with open(self.exp_dir / LOG_FILE, "a", encoding="utf-8") as file:
-            file.write(json.dumps(record) + "\n")
+    def _log_json(self, record: dict[str, Any], prefix: str = "train") -> None:
+        if self.metrics is not None:
+            self.metrics.write(record, prefix)
+
+    def _on_every_rank(self, condition: bool) -> bool:
+        """Whether ``condition`` holds on every process (one tiny all-reduce under DDP)."""
+        if self.world_size == 1:
+            return condition
+        flag = torch.tensor([1.0 if condition else 0.0], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        return bool(flag.item() == 1.0)
 
     def _barrier(self) -> None:
         if self.world_size > 1:

@@ -32,11 +32,16 @@ class EncoderConfig:
     conformer; for pblstm the total reduction of the pyramid (a power of 2, 2 per layer)."""
     conv_kernel: int = 15
     """Depthwise convolution kernel of the conformer (odd)."""
+    conv_channels: int | None = None
+    """Channels of the Conv2d front; ``None``: the encoder's width (``2 * hidden`` for blstm,
+    whose LSTMs are wide: 64 gives a VGG-like front at a fraction of the cost)."""
 
     def validate(self) -> None:
         _check_choice("encoder", "type", self.type, ENCODER_TYPES)
         _check_positive("encoder", self, ("hidden", "layers", "heads", "ff", "subsampling"))
         _check_dropout("encoder", self.dropout)
+        if self.conv_channels is not None and self.conv_channels < 1:
+            raise OptionError(f"encoder.conv_channels: must be positive, got {self.conv_channels}")
         if self.conv_kernel < 1 or self.conv_kernel % 2 == 0:
             raise OptionError(
                 f"encoder.conv_kernel: must be odd and positive, got {self.conv_kernel}"

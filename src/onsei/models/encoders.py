@@ -75,22 +75,24 @@ class RelPositionalEncoding(nn.Module):
 
 class Conv2dSubsampling(nn.Module):
     """Reduce time by ``factor`` (1, 2, 4, 6 or 8) with Conv2d + ReLU layers without padding
-    (ESPnet), then a Linear to ``d_model``; ``factor`` 1 is the Linear alone.
+    (ESPnet) of ``conv_channels`` channels (default ``d_model``), then a Linear to ``d_model``;
+    ``factor`` 1 is the Linear alone.
 
     Each convolution of (kernel ``k``, stride ``s``) maps ``L`` frames to ``(L - k) // s + 1``;
     for ``factor`` 4, ``T' = ((T - 1) // 2 - 1) // 2``, so at least 7 input frames are needed.
     """
 
-    def __init__(self, in_dim: int, d_model: int, factor: int):
+    def __init__(self, in_dim: int, d_model: int, factor: int, conv_channels: int | None = None):
         super().__init__()
+        channels_out = conv_channels or d_model
         if factor not in SUBSAMPLING_CONVS:
             raise ValueError(f"subsampling factor must be one of {list(SUBSAMPLING_CONVS)}")
         self.kernels_strides = SUBSAMPLING_CONVS[factor]
         layers: list[nn.Module] = []
         channels, freq = 1, in_dim
         for kernel, stride in self.kernels_strides:
-            layers += [nn.Conv2d(channels, d_model, kernel, stride), nn.ReLU()]
-            channels, freq = d_model, (freq - kernel) // stride + 1
+            layers += [nn.Conv2d(channels, channels_out, kernel, stride), nn.ReLU()]
+            channels, freq = channels_out, (freq - kernel) // stride + 1
         if freq < 1:
             raise ValueError(f"{in_dim} features are too few for subsampling by {factor}")
         self.conv = nn.Sequential(*layers)
@@ -128,7 +130,7 @@ class BLSTMEncoder(nn.Module):
         super().__init__()
         self.output_dim = 2 * config.hidden
         self.subsampling = (
-            Conv2dSubsampling(in_dim, self.output_dim, config.subsampling)
+            Conv2dSubsampling(in_dim, self.output_dim, config.subsampling, config.conv_channels)
             if config.subsampling > 1
             else None
         )
@@ -196,7 +198,9 @@ class TransformerEncoder(nn.Module):
     def __init__(self, in_dim: int, config: EncoderConfig):
         super().__init__()
         self.output_dim = config.hidden
-        self.subsampling = Conv2dSubsampling(in_dim, config.hidden, config.subsampling)
+        self.subsampling = Conv2dSubsampling(
+            in_dim, config.hidden, config.subsampling, config.conv_channels
+        )
         self.positions = PositionalEncoding(config.hidden, config.dropout)
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(
@@ -284,7 +288,9 @@ class ConformerEncoder(nn.Module):
     def __init__(self, in_dim: int, config: EncoderConfig):
         super().__init__()
         self.output_dim = config.hidden
-        self.subsampling = Conv2dSubsampling(in_dim, config.hidden, config.subsampling)
+        self.subsampling = Conv2dSubsampling(
+            in_dim, config.hidden, config.subsampling, config.conv_channels
+        )
         self.positions = RelPositionalEncoding(config.hidden, config.dropout)
         self.blocks = nn.ModuleList(
             ConformerBlock(

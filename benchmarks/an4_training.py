@@ -1,0 +1,278 @@
+"""AN4: every model family of recipes/an4 trained from scratch on this CPU, scored on AN4 test.
+
+accuracy    Train each recipe as a user would (``onsei train recipes/an4/F.yaml``) within the
+            recipe's own wall-clock budget (max_minutes 55: at most 60 minutes with the last
+            epoch and the weight averaging), then decode AN4 test (130 utterances, 10 speakers
+            unseen in training) greedily and score WER/CER. One training run per family: an hour
+            each on 2 cores. Single-process training speed is the median over its epochs.
+throughput  Train each recipe for a few epochs twice, side by side: one process (torch's
+            default threads), then ``torchrun --nproc_per_node 2 -m onsei train`` (gloo, one
+            thread per process); speed is seconds of (speed-perturbed) training audio per
+            wall-clock second, median over the epochs after the first.
+
+Figures of each family are kept in benchmarks/work/an4_training/{accuracy,throughput}/F.json,
+so the hours of training can be split over several sittings; the RESULTS.md section is rebuilt
+from every family measured so far (the "Date" column says when each was).
+
+Usage:
+    .venv/bin/python benchmarks/an4_training.py accuracy [--families blstm_ctc las ...] [--again]
+    .venv/bin/python benchmarks/an4_training.py throughput [--families ...] [--epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import common
+
+FAMILIES = ("conformer_ctc", "blstm_ctc", "las", "transformer", "joint_ctc_attention", "rnnt")
+LABELS = {
+    "conformer_ctc": "Conformer-CTC",
+    "blstm_ctc": "BiLSTM-CTC",
+    "las": "Listen-Attend-Spell",
+    "transformer": "Transformer (attention)",
+    "joint_ctc_attention": "Joint CTC-attention (Conformer)",
+    "rnnt": "RNN-Transducer (Conformer)",
+}
+RECIPES = common.REPO_DIR / "recipes" / "an4"
+DATA = common.REPO_DIR / "data" / "an4"
+WORK = common.WORK_DIR / "an4_training"
+TORCHRUN = str(Path(common.PYTHON).with_name("torchrun"))
+
+
+def prepare_data() -> None:
+    """The manifests the recipes read (data/an4/*.jsonl), written as the README says."""
+    if all((DATA / f"{split}.jsonl").is_file() for split in ("train", "dev", "test")):
+        return
+    source = common.DATA_DIR / "an4"
+    if not source.is_dir():
+        sys.exit(f"an4_training: {source} is missing (see ../shared/data/README.md)")
+    subprocess.run([common.ONSEI_CLI, "prepare", "an4", str(source), str(DATA)], check=True)
+
+
+def train(recipe: Path, exp: Path, log: Path, distributed: bool = False) -> float:
+    """Run ``onsei train`` (or its torchrun form) in the repository; wall-clock seconds."""
+    if exp.exists():
+        shutil.rmtree(exp)
+    exp.parent.mkdir(parents=True, exist_ok=True)
+    if distributed:
+        command = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "onsei"]
+    else:
+        command = [common.ONSEI_CLI]
+    command += ["train", str(recipe), "--exp", str(exp)]
+    started = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as output:
+        result = subprocess.run(
+            command, cwd=common.REPO_DIR, stdout=output, stderr=subprocess.STDOUT
+        )
+    if result.returncode != 0:
+        sys.exit(f"an4_training: {' '.join(command)} failed; see {log}")
+    return time.perf_counter() - started
+
+
+def read_log(exp: Path) -> list[dict]:
+    with open(exp / "log.jsonl", encoding="utf-8") as file:
+        return [json.loads(line) for line in file if line.strip()]
+
+
+def epoch_speeds(records: list[dict]) -> list[float]:
+    """Seconds of training audio per second, one figure per epoch."""
+    return [r["audio_per_s"] for r in records if "audio_per_s" in r]
+
+
+def parameter_count(exp: Path) -> int:
+    from onsei.asr.recognizer import load_trained_model
+
+    model, _ = load_trained_model(exp)
+    return sum(p.numel() for p in model.parameters())
+
+
+def today() -> str:
+    return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def measure_accuracy(family: str) -> dict:
+    from onsei.asr.evaluate import evaluate, write_report
+
+    exp = WORK / "exp" / family
+    log = WORK / "logs" / f"{family}.train.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"== {family}: training (log: {log})", flush=True)
+    wall = train(RECIPES / f"{family}.yaml", exp, log)
+    records = read_log(exp)
+    dev = [r for r in records if "wer" in r]
+    best = min(dev, key=lambda r: (r["wer"], -r["epoch"]))
+    report = evaluate(exp, DATA / "test.jsonl")
+    write_report(report, exp / "decode_test")
+    result = {
+        "family": family,
+        "date": today(),
+        "commit": common.git_commit(),
+        "train_minutes": round(wall / 60, 1),
+        "epochs": dev[-1]["epoch"],
+        "updates": dev[-1]["step"],
+        "best_dev_wer": best["wer"],
+        "best_dev_epoch": best["epoch"],
+        "test_wer": report.words.rate,
+        "test_cer": report.chars.rate,
+        "test_words": report.words.reference_units,
+        "decode_rtf": report.real_time_factor,
+        "audio_per_s": statistics.median(epoch_speeds(records)),
+        "parameters": parameter_count(exp),
+    }
+    print(
+        f"{family}: test WER {100 * result['test_wer']:.1f}% CER {100 * result['test_cer']:.1f}% "
+        f"after {result['train_minutes']} min",
+        flush=True,
+    )
+    return result
+
+
+def measure_throughput(family: str, epochs: int) -> dict:
+    recipe_text = (RECIPES / f"{family}.yaml").read_text(encoding="utf-8")
+    lines = [
+        f"  epochs: {epochs}" if line.startswith("  epochs:") else line
+        for line in recipe_text.splitlines()
+        if not line.startswith("  max_minutes:")
+    ]
+    recipe = WORK / "throughput" / f"{family}.yaml"
+    recipe.parent.mkdir(parents=True, exist_ok=True)
+    recipe.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result: dict = {"family": family, "date": today(), "commit": common.git_commit()}
+    for mode, distributed in (("single", False), ("torchrun2", True)):
+        exp = WORK / "throughput" / f"exp_{family}_{mode}"
+        print(f"== {family}: {epochs} epochs, {mode}", flush=True)
+        train(recipe, exp, WORK / "throughput" / f"{family}_{mode}.log", distributed)
+        speeds = epoch_speeds(read_log(exp))
+        checkpoints = sorted(p.name for p in (exp / "checkpoints").glob("epoch*.pt"))
+        if len(speeds) != epochs or len(checkpoints) != epochs:
+            sys.exit(f"an4_training: {exp}: expected {epochs} epochs and checkpoints")
+        result[mode] = statistics.median(speeds[1:] or speeds)
+        shutil.rmtree(exp)
+    return result
+
+
+def load_results(part: str) -> dict[str, dict]:
+    results = {}
+    for family in FAMILIES:
+        path = WORK / part / f"{family}.json"
+        if path.is_file():
+            results[family] = json.loads(path.read_text(encoding="utf-8"))
+    return results
+
+
+def save_result(part: str, result: dict) -> None:
+    path = WORK / part / f"{result['family']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+
+
+def section() -> str:
+    accuracy = load_results("accuracy")
+    throughput = load_results("throughput")
+    lines = [
+        "## AN4: recognizers trained from scratch on this CPU (issue 3)\n",
+        common.header(common.this_command()),
+        "- Data: CMU AN4 via `onsei prepare an4` (train 857 utterances / 38 min, dev 91, test "
+        "130 utterances from 10 speakers unseen in training); characters; 80 log-mel, "
+        "speed perturbation 0.9/1.0/1.1, SpecAugment.",
+        "- Each family: one run of `onsei train recipes/an4/<family>.yaml` with the recipe's "
+        "55-minute budget (stops after the epoch in which it runs out), final model = average of "
+        "the best 5 epochs by dev WER; test decoded with greedy search (`onsei eval`). "
+        "Targets: best family at or below 10% WER, every family below 20%. Anchor: ESPnet's AN4 "
+        "Transformer, 7.4% WER / 3.6% CER with joint CTC/attention beam search (beam 10) and an "
+        "LM, 200 GPU epochs.",
+        "- One training run per family (an hour each), not a median: figures of a rerun differ "
+        "by the run-to-run spread of training (seeds are fixed, but thread timing is not).\n",
+    ]
+    if accuracy:
+        rows = []
+        for family, r in accuracy.items():
+            rows.append(
+                [
+                    LABELS[family],
+                    f"`{family}.yaml`",
+                    f"{r['parameters'] / 1e6:.1f} M",
+                    r["epochs"],
+                    r["train_minutes"],
+                    common.fmt_pct(r["best_dev_wer"]),
+                    f"**{common.fmt_pct(r['test_wer'])}**",
+                    common.fmt_pct(r["test_cer"]),
+                    f"{r['audio_per_s']:.0f}",
+                    f"{r['decode_rtf']:.3f}",
+                    r["date"],
+                ]
+            )
+        headers = [
+            "Family",
+            "Recipe",
+            "Params",
+            "Epochs",
+            "Train min",
+            "Dev WER",
+            "Test WER",
+            "Test CER",
+            "Train audio s/s",
+            "Decode RTF",
+            "Date",
+        ]
+        lines.append(common.markdown_table(headers, rows))
+    missing = [LABELS[f] for f in FAMILIES if f not in accuracy]
+    if missing:
+        lines.append(f"Not measured yet: {', '.join(missing)}.\n")
+    if throughput:
+        lines.append(
+            "### Training throughput: one process vs torchrun with 2 processes\n\n"
+            "Seconds of training audio per wall-clock second, median over the epochs after the "
+            "first of a short run of each recipe (`throughput` mode). On this 2-core machine "
+            "the one process already uses both cores (2 torch threads), so DDP's gain is the "
+            "gain of data parallelism over intra-op threading, less gradient all-reduce.\n"
+        )
+        rows = [
+            [
+                LABELS[f],
+                f"{r['single']:.0f}",
+                f"{r['torchrun2']:.0f}",
+                f"{r['torchrun2'] / r['single']:.2f}x",
+                r["date"],
+            ]
+            for f, r in throughput.items()
+        ]
+        headers = ["Family", "1 process", "torchrun, 2 processes", "Ratio", "Date"]
+        lines.append(common.markdown_table(headers, rows))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("part", choices=("accuracy", "throughput", "report"))
+    parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
+    parser.add_argument("--again", action="store_true", help="re-measure families already done")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per throughput run")
+    args = parser.parse_args()
+    prepare_data()
+    if args.part != "report":
+        done = load_results(args.part)
+        for family in args.families:
+            if family in done and not args.again:
+                print(f"== {family}: measured on {done[family]['date']} (--again to redo)")
+                continue
+            if args.part == "accuracy":
+                result = measure_accuracy(family)
+            else:
+                result = measure_throughput(family, args.epochs)
+            save_result(args.part, result)
+            common.write_section("an4_training", section())
+    common.write_section("an4_training", section())
+
+
+if __name__ == "__main__":
+    main()
