@@ -1,4 +1,5 @@
-"""The ``onsei`` command: transcribe, detect-language, models, languages.
+"""The ``onsei`` command: transcribe, detect-language, prepare, train, eval, lm, models,
+languages.
 
 Option names and meanings follow the whisper CLI. Every failure the user can cause (a bad file,
 model, language or option) is one line on stderr and a non-zero exit; never a traceback.
@@ -254,6 +255,30 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ev.add_argument("--output", default=None, help="report folder (default: EXP/decode_<data>)")
 
+    lm = commands.add_parser("lm", help="n-gram language models for decoding (ARPA)")
+    lm_commands = lm.add_subparsers(dest="lm_command", metavar="{train,perplexity}", required=True)
+    lt = lm_commands.add_parser(
+        "train",
+        help="estimate a modified Kneser-Ney n-gram model and write it as ARPA",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    lt.add_argument("corpus", help="text file (one sentence per line) or JSONL manifest")
+    lt.add_argument("-o", "--output", required=True, help="ARPA file to write")
+    lt.add_argument("--order", type=int, default=3, help="n-gram order")
+    lt.add_argument(
+        "--unit", choices=("word", "char"), default="word", help="words, or characters (▁: space)"
+    )
+    lt.add_argument("--lowercase", action="store_true", help="lower-case the text first")
+    lp = lm_commands.add_parser(
+        "perplexity",
+        help="per-token perplexity of a text under an ARPA model",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    lp.add_argument("lm", help="ARPA file")
+    lp.add_argument("text", help="text file or JSONL manifest")
+    lp.add_argument("--unit", choices=("word", "char"), default="word")
+    lp.add_argument("--lowercase", action="store_true")
+
     commands.add_parser("models", help="list the models available offline")
     commands.add_parser("languages", help="list the language codes Whisper knows")
     return parser
@@ -348,6 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "prepare": _run_prepare,
         "train": _run_train,
         "eval": _run_eval,
+        "lm": _run_lm,
         "models": _run_models,
         "languages": _run_languages,
     }
@@ -491,6 +517,26 @@ def _run_eval(args: argparse.Namespace) -> int:
         f"WER {100 * report.words.rate:.2f}%  CER {100 * report.chars.rate:.2f}%  "
         f"decoded {report.audio_seconds:.0f} s of audio in {report.decode_seconds:.1f} s "
         f"(RTF {report.real_time_factor:.3f}); alignments in {output}/alignments.txt"
+    )
+    return 0
+
+
+def _run_lm(args: argparse.Namespace) -> int:
+    from onsei.lm import kneser_ney, read_arpa, write_arpa
+    from onsei.lm.corpus import read_corpus
+
+    if args.lm_command == "train":
+        sentences = list(read_corpus(args.corpus, args.unit, args.lowercase))
+        model = kneser_ney(sentences, args.order)
+        write_arpa(model, args.output)
+        sizes = ", ".join(f"{len(g)} {n}-grams" for n, g in enumerate(model.probabilities, 1))
+        print(f"{args.output}: {len(sentences)} sentences; {sizes}")
+        return 0
+    model = read_arpa(args.lm)
+    sentences = list(read_corpus(args.text, args.unit, args.lowercase))
+    tokens = sum(len(s) + 1 for s in sentences)
+    print(
+        f"{len(sentences)} sentences, {tokens} tokens: perplexity {model.perplexity(sentences):.2f}"
     )
     return 0
 
