@@ -16,6 +16,7 @@ from torch.nn import functional
 
 from onsei.asr.recipe import FeatureConfig, ModelConfig
 from onsei.data.batching import Batch, padding_mask
+from onsei.decoding.ctc import ctc_greedy
 from onsei.features import FbankOptions, GlobalCMVN, LogMelFbank, SpecAugment, SpecAugmentOptions
 from onsei.losses.transducer import transducer_loss
 from onsei.models.decoders import build_decoder
@@ -102,16 +103,6 @@ def ctc_loss(
         zero_infinity=True,
     )
     return loss / log_probs.shape[0]
-
-
-def ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
-    """Best path, repeats merged, blanks removed: ``(B, T, V)`` -> token ids per utterance."""
-    best = log_probs.argmax(-1)
-    results = []
-    for row, length in zip(best, lengths.tolist(), strict=True):
-        path = torch.unique_consecutive(row[:length])
-        results.append([int(t) for t in path if t != BLANK])
-    return results
 
 
 class CTCModel(ASRModel):

@@ -1,0 +1,352 @@
+"""CTC decoding: batched greedy search, and prefix beam search with n-gram LM shallow fusion,
+hotword boosting, word time offsets and n-best lists (Graves 2012; Hannun et al. 2014).
+
+The prefix beam search keeps, for every distinct label prefix, the probability of all the
+alignments that end in blank (``pb``) and in its last label (``pnb``), so prefixes reached by
+different alignments are merged exactly; a repeated label extends the prefix only after a
+blank. Prefixes live in a trie (one node per prefix, shared by every hypothesis that has it),
+so extending, merging and scoring a prefix costs the same at frame 10 and at frame 100,000.
+
+Scores are natural logs. A hypothesis ranks by ``acoustic + lm_weight * lm + word_bonus *
+words + hotword bonuses``. The LM is either a token LM (its symbols are the model's tokens, as
+``onsei lm train --unit char`` writes for a character model), applied at every token, or a word
+LM, applied when a word is complete (words end at ``▁``-initial tokens and at the end); a word
+in progress that no LM word starts with is penalised at once (``unk_penalty``), so misspelled
+prefixes leave the beam early.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from onsei.errors import OptionError
+from onsei.lm.arpa import BOS, EOS, UNK, LanguageModelError, NgramLM
+from onsei.text.tokenizers import WORD_BOUNDARY
+
+NEG_INF = float("-inf")
+
+
+def ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> list[list[int]]:
+    """Best path, repeats merged, blanks removed, batched: ``(B, T, V)`` -> token ids."""
+    best = log_probs.argmax(-1)  # (B, T)
+    keep = torch.ones_like(best, dtype=torch.bool)
+    keep[:, 1:] = best[:, 1:] != best[:, :-1]
+    keep &= best != blank
+    keep &= torch.arange(best.shape[1], device=best.device)[None, :] < lengths[:, None]
+    return [row[mask].tolist() for row, mask in zip(best, keep, strict=True)]
+
+
+@dataclass
+class CTCBeamOptions:
+    beam_size: int = 10
+    lm_weight: float = 0.5
+    """Weight (alpha) of the LM's natural-log probability."""
+    word_bonus: float = 1.0
+    """With an LM: added per word (beta; per token with a token LM), against the LM's bias
+    towards short output."""
+    unk_penalty: float = -10.0
+    """Added (times ``lm_weight``) for a word the word LM does not know, and as soon as a word in
+    progress is no LM word's beginning."""
+    token_min_logp: float = -10.0
+    """Per frame, tokens less likely than this (natural log) are not tried."""
+    top_k: int = 0
+    """Per frame, at most this many tokens are tried (0: no limit besides ``token_min_logp``)."""
+    beam_prune_logp: float = -20.0
+    """Hypotheses this far below the best are dropped, even if the beam has room."""
+    hotwords: tuple[str, ...] = ()
+    """Words or phrases to favour (in the model's spelling and case)."""
+    hotword_weight: float = 5.0
+    """Bonus for a complete hotword; a hotword in progress gets the share it has matched."""
+    nbest: int = 1
+
+    def validate(self) -> None:
+        if self.beam_size < 1:
+            raise OptionError(f"beam_size: must be at least 1, got {self.beam_size}")
+        if not 1 <= self.nbest <= self.beam_size:
+            raise OptionError(f"nbest: must be between 1 and beam_size, got {self.nbest}")
+        if self.top_k < 0:
+            raise OptionError(f"top_k: must be 0 (no limit) or positive, got {self.top_k}")
+
+
+@dataclass
+class WordTiming:
+    word: str
+    start_frame: int
+    end_frame: int
+    """Exclusive: the frame after the word's last token."""
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]
+    text: str
+    score: float
+    """Total: acoustic + LM, bonuses and penalties."""
+    acoustic: float
+    """log P(tokens | audio) summed over alignments (of the alignments the beam kept)."""
+    words: list[WordTiming] = field(default_factory=list)
+
+
+class _Node:
+    """One label prefix in the trie, with its (cached) language-model bookkeeping."""
+
+    __slots__ = (
+        "token",
+        "parent",
+        "frame",
+        "children",
+        "word",
+        "lm_state",
+        "words",
+        "fixed",
+        "partial",
+    )
+
+    def __init__(self, token, parent, frame, word, lm_state, words, fixed, partial):
+        self.token: int | None = token
+        self.parent: _Node | None = parent
+        self.frame: int = frame
+        """Frame at which this prefix's last token was first emitted."""
+        self.children: dict[int, _Node] = {}
+        self.word: str = word
+        """The word in progress (text since the last word boundary)."""
+        self.lm_state: tuple[str, ...] = lm_state
+        self.words: tuple[str, ...] = words
+        """The last complete words, as many as the longest hotword phrase."""
+        self.fixed: float = fixed
+        """Score of everything complete: LM, bonuses, finished hotwords."""
+        self.partial: float = partial
+        """Score of the word in progress: unknown-prefix penalty, hotword share."""
+
+
+class CTCPrefixBeamSearch:
+    """Prefix beam search over one utterance's CTC log-probabilities ``(T, V)``.
+
+    Args:
+        symbols: the model's token strings by id (``tokenizer.symbols()``).
+        blank: the blank id; ids whose symbol is ``<sos/eos>`` are never emitted.
+        lm: an n-gram LM over the model's tokens, or over words.
+    """
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        options: CTCBeamOptions,
+        lm: NgramLM | None = None,
+        blank: int = 0,
+    ):
+        options.validate()
+        self.symbols = list(symbols)
+        self.options = options
+        self.blank = blank
+        self.emittable = np.array(
+            [i != blank and s not in ("<sos/eos>", "<blank>") for i, s in enumerate(self.symbols)]
+        )
+        self.lm = lm
+        self.token_lm = lm is not None and _is_token_lm(lm, self.symbols)
+        self.word_prefixes: set[str] = set()
+        if lm is not None and not self.token_lm:
+            words = lm.vocabulary - {BOS, EOS, UNK}
+            _check_word_lm(words, self.symbols)
+            self.word_prefixes = {w[:i] for w in words for i in range(1, len(w) + 1)}
+        self.hotwords = [tuple(h.split()) for h in options.hotwords if h.split()]
+        _check_hotwords(self.hotwords, self.symbols)
+        self.hotword_memory = max((len(h) for h in self.hotwords), default=0)
+
+    # -- scoring of prefixes -------------------------------------------------------------------
+
+    def _root(self) -> _Node:
+        lm_state: tuple[str, ...] = self.lm.start() if self.lm is not None else ()
+        return _Node(None, None, -1, "", lm_state, (), 0.0, 0.0)
+
+    def _child(self, node: _Node, token: int, frame: int) -> _Node:
+        child = node.children.get(token)
+        if child is not None:
+            return child
+        symbol = self.symbols[token]
+        fixed, lm_state, words, word = node.fixed, node.lm_state, node.words, node.word
+        if self.token_lm:
+            log_prob, lm_state = self.lm.score(lm_state, symbol)
+            fixed += self.options.lm_weight * log_prob + self.options.word_bonus
+        if symbol.startswith(WORD_BOUNDARY):
+            if word:
+                fixed, lm_state, words = self._finish_word(word, fixed, lm_state, words)
+            word = symbol[len(WORD_BOUNDARY) :]
+        else:
+            word += symbol
+        child = _Node(
+            token, node, frame, word, lm_state, words, fixed, self._partial_score(word, words)
+        )
+        node.children[token] = child
+        return child
+
+    def _finish_word(
+        self, word: str, fixed: float, lm_state: tuple[str, ...], words: tuple[str, ...]
+    ) -> tuple[float, tuple[str, ...], tuple[str, ...]]:
+        """Score a complete ``word``: word LM and bonus, finished hotword phrases."""
+        options = self.options
+        if self.lm is not None and not self.token_lm:
+            log_prob, lm_state = self.lm.score(lm_state, word)
+            if (word,) not in self.lm.probabilities[0]:
+                log_prob += options.unk_penalty
+            fixed += options.lm_weight * log_prob + options.word_bonus
+        if self.hotwords:
+            words = (*words, word)[-self.hotword_memory :]
+            for phrase in self.hotwords:
+                if words[-len(phrase) :] == phrase:
+                    fixed += options.hotword_weight
+        return fixed, lm_state, words
+
+    def _partial_score(self, word: str, words: tuple[str, ...]) -> float:
+        """Score of the word in progress: recomputed for every prefix, never accumulated."""
+        if not word:
+            return 0.0
+        score = 0.0
+        if self.word_prefixes and word not in self.word_prefixes:
+            score += self.options.lm_weight * self.options.unk_penalty
+        best = 0.0
+        for phrase in self.hotwords:
+            for k in range(len(phrase)):  # phrase[:k] complete, and word begins phrase[k]
+                if phrase[k].startswith(word) and (k == 0 or words[-k:] == phrase[:k]):
+                    done = sum(map(len, phrase[:k])) + len(word)
+                    best = max(best, done / sum(map(len, phrase)))
+        return score + self.options.hotword_weight * best
+
+    def _end_score(self, node: _Node) -> float:
+        """Score at the end of the utterance: the last word, and the LM's end of sentence."""
+        fixed, lm_state = node.fixed, node.lm_state
+        if node.word:
+            fixed, lm_state, _ = self._finish_word(node.word, fixed, lm_state, node.words)
+        if self.lm is not None:
+            fixed += self.options.lm_weight * self.lm.score(lm_state, EOS)[0]
+        return fixed
+
+    # -- search ------------------------------------------------------------------------------
+
+    def decode(self, log_probs: np.ndarray) -> list[Hypothesis]:
+        """``(T, V)`` natural-log posteriors -> the ``nbest`` best hypotheses, best first."""
+        options = self.options
+        log_probs = np.asarray(log_probs, dtype=np.float64)
+        blank = self.blank
+        root = self._root()
+        beams: dict[_Node, list[float]] = {root: [0.0, NEG_INF]}
+        for frame, row in enumerate(log_probs):
+            candidates = np.flatnonzero(self.emittable & (row >= options.token_min_logp))
+            if options.top_k and len(candidates) > options.top_k:
+                candidates = candidates[np.argsort(row[candidates])[-options.top_k :]]
+            if not len(candidates):  # always try the likeliest token
+                masked = np.where(self.emittable, row, NEG_INF)
+                candidates = np.array([int(masked.argmax())])
+            candidate_list = [(int(c), float(row[c])) for c in candidates]
+            blank_logp = float(row[blank])
+            next_beams: dict[_Node, list[float]] = {}
+            for node, (pb, pnb) in beams.items():
+                total = _logaddexp(pb, pnb)
+                entry = next_beams.get(node)
+                if entry is None:
+                    entry = next_beams[node] = [NEG_INF, NEG_INF]
+                entry[0] = _logaddexp(entry[0], total + blank_logp)
+                if node.token is not None:  # the last label again, no blank between: same prefix
+                    entry[1] = _logaddexp(entry[1], pnb + float(row[node.token]))
+                for token, logp in candidate_list:
+                    child = self._child(node, token, frame)
+                    extension = next_beams.get(child)
+                    if extension is None:
+                        extension = next_beams[child] = [NEG_INF, NEG_INF]
+                    source = pb if token == node.token else total
+                    extension[1] = _logaddexp(extension[1], source + logp)
+            beams = self._prune(next_beams)
+        return self._finish(beams)
+
+    def _prune(self, beams: dict[_Node, list[float]]) -> dict[_Node, list[float]]:
+        scored = [
+            (_logaddexp(pb, pnb) + node.fixed + node.partial, node)
+            for node, (pb, pnb) in beams.items()
+        ]
+        best = heapq.nlargest(self.options.beam_size, scored, key=lambda item: item[0])
+        floor = best[0][0] + self.options.beam_prune_logp
+        return {node: beams[node] for score, node in best if score >= floor}
+
+    def _finish(self, beams: dict[_Node, list[float]]) -> list[Hypothesis]:
+        finals = []
+        for node, (pb, pnb) in beams.items():
+            acoustic = _logaddexp(pb, pnb)
+            finals.append((acoustic + self._end_score(node), acoustic, node))
+        finals.sort(key=lambda item: item[0], reverse=True)
+        return [self._hypothesis(*item) for item in finals[: self.options.nbest]]
+
+    def _hypothesis(self, score: float, acoustic: float, node: _Node) -> Hypothesis:
+        path = []
+        while node.token is not None:
+            path.append(node)
+            node = node.parent
+        path.reverse()
+        tokens = [n.token for n in path]
+        words: list[WordTiming] = []
+        new_word = True
+        for n in path:
+            symbol = self.symbols[n.token]
+            if symbol.startswith(WORD_BOUNDARY):
+                new_word, symbol = True, symbol[len(WORD_BOUNDARY) :]
+            if not symbol:
+                continue
+            if new_word:
+                words.append(WordTiming(symbol, n.frame, n.frame + 1))
+                new_word = False
+            else:
+                words[-1].word += symbol
+                words[-1].end_frame = n.frame + 1
+        text = " ".join(w.word for w in words)
+        return Hypothesis(tokens, text, score, acoustic, words)
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a < b:
+        a, b = b, a
+    if b == NEG_INF:
+        return a
+    return a + math.log1p(math.exp(b - a))
+
+
+def _is_token_lm(lm: NgramLM, symbols: Sequence[str]) -> bool:
+    """Whether the LM's symbols are (a subset of) the model's tokens."""
+    words = lm.vocabulary - {BOS, EOS, UNK}
+    return bool(words) and words <= set(symbols)
+
+
+def _check_word_lm(words: set[str], symbols: Sequence[str]) -> None:
+    """A word LM must be spellable with the model's tokens (for a character model: its
+    characters); a mismatch (other script or case) would silently turn every word unknown."""
+    characters = _spelling_characters(symbols)
+    if not words:
+        raise LanguageModelError("the language model has no words")
+    spellable = sum(1 for w in words if set(w) <= characters)
+    if spellable < 0.5 * len(words):
+        example = next(w for w in sorted(words) if not set(w) <= characters)
+        raise LanguageModelError(
+            f"the language model's words do not match the model's tokens: only {spellable} of "
+            f"{len(words)} can be spelled with them (e.g. {example!r}; check case and alphabet)"
+        )
+
+
+def _check_hotwords(hotwords: list[tuple[str, ...]], symbols: Sequence[str]) -> None:
+    characters = _spelling_characters(symbols)
+    for phrase in hotwords:
+        unknown = sorted({c for word in phrase for c in word} - characters)
+        if unknown:
+            raise OptionError(
+                f"hotword {' '.join(phrase)!r}: the model has no token for "
+                f"{', '.join(map(repr, unknown))} (check case and alphabet)"
+            )
+
+
+def _spelling_characters(symbols: Sequence[str]) -> set[str]:
+    """The characters the model's tokens can write (special symbols such as <unk> aside)."""
+    real = (s for s in symbols if not (s.startswith("<") and s.endswith(">") and len(s) > 2))
+    return {c for s in real for c in s.replace(WORD_BOUNDARY, "")}

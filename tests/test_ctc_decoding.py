@@ -1,0 +1,162 @@
+"""CTC decoding against brute force: every alignment of tiny inputs enumerated and summed."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import torch
+
+from onsei.decoding.ctc import CTCBeamOptions, CTCPrefixBeamSearch, ctc_greedy
+from onsei.errors import OptionError
+from onsei.lm import LanguageModelError, kneser_ney
+
+SYMBOLS = ["<blank>", "<unk>", "A", "B", "▁", "<sos/eos>"]
+EXACT = {"token_min_logp": -math.inf, "beam_prune_logp": -math.inf}
+
+
+def random_log_probs(frames: int, seed: int, emittable=(0, 2, 3, 4)) -> np.ndarray:
+    """Posteriors over SYMBOLS that give probability only to ``emittable`` ids."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(frames, len(SYMBOLS))) * 2
+    mask = np.full(len(SYMBOLS), -np.inf)
+    mask[list(emittable)] = 0
+    logits = logits + mask
+    return logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+
+
+def brute_force(log_probs: np.ndarray, blank: int = 0) -> dict[tuple[int, ...], float]:
+    """log P(labelling) for every labelling: the sum over all paths that collapse to it."""
+    frames, vocab = log_probs.shape
+    sums: dict[tuple[int, ...], float] = defaultdict(lambda: -math.inf)
+    for path in itertools.product(range(vocab), repeat=frames):
+        score = sum(log_probs[t, s] for t, s in enumerate(path))
+        if score == -math.inf:
+            continue
+        labels = tuple(s for i, s in enumerate(path) if s != blank and (i == 0 or s != path[i - 1]))
+        sums[labels] = np.logaddexp(sums[labels], score)
+    return dict(sums)
+
+
+def text_of(labels: tuple[int, ...]) -> str:
+    return " ".join("".join(SYMBOLS[i] for i in labels).replace("▁", " ").split())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_wide_beam_finds_the_exact_n_best_labellings(seed: int):
+    log_probs = random_log_probs(5, seed, emittable=(0, 2, 3))
+    exact = brute_force(log_probs)
+    options = CTCBeamOptions(beam_size=500, nbest=10, **EXACT)
+    hypotheses = CTCPrefixBeamSearch(SYMBOLS, options).decode(log_probs)
+    expected = sorted(exact.items(), key=lambda item: -item[1])[:10]
+    assert [tuple(h.tokens) for h in hypotheses] == [labels for labels, _ in expected]
+    for hypothesis, (_, log_prob) in zip(hypotheses, expected, strict=True):
+        assert hypothesis.acoustic == pytest.approx(log_prob, abs=1e-9)
+        assert hypothesis.score == pytest.approx(log_prob, abs=1e-9)  # no LM: score = acoustic
+
+
+def test_repeated_labels_need_a_blank_between_them():
+    # frames: A A blank A -> "AA"; with no blank the two A's merge
+    log_probs = np.log(np.full((4, len(SYMBOLS)), 1e-12))
+    for frame, symbol in enumerate([2, 2, 0, 2]):
+        log_probs[frame, symbol] = 0.0
+    best = CTCPrefixBeamSearch(SYMBOLS, CTCBeamOptions(beam_size=4)).decode(log_probs)[0]
+    assert best.tokens == [2, 2] and best.text == "AA"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_small_beam_agrees_with_greedy_on_peaky_posteriors(seed: int):
+    log_probs = random_log_probs(30, seed) * 4  # sharpen
+    log_probs -= np.logaddexp.reduce(log_probs, axis=1, keepdims=True)
+    greedy = ctc_greedy(torch.from_numpy(log_probs)[None], torch.tensor([30]))[0]
+    best = CTCPrefixBeamSearch(SYMBOLS, CTCBeamOptions(beam_size=1)).decode(log_probs)[0]
+    assert best.tokens == greedy
+
+
+def test_batched_greedy_respects_lengths():
+    log_probs = torch.full((2, 4, 3), -10.0)
+    for b, path in enumerate([[1, 1, 0, 2], [2, 0, 2, 1]]):
+        for t, s in enumerate(path):
+            log_probs[b, t, s] = 0.0
+    assert ctc_greedy(log_probs, torch.tensor([4, 3])) == [[1, 2], [2, 2]]
+
+
+def word_lm_sentences() -> list[list[str]]:
+    return [["AB", "BA"], ["AB"], ["BA", "AB", "BA"], ["AB", "AB"]]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_word_lm_fusion_ranks_like_brute_force_rescoring(seed: int):
+    lm = kneser_ney(word_lm_sentences(), order=2)
+    log_probs = random_log_probs(6, seed)
+    options = CTCBeamOptions(beam_size=5000, nbest=3, lm_weight=0.7, word_bonus=0.4, **EXACT)
+    hypotheses = CTCPrefixBeamSearch(SYMBOLS, options, lm).decode(log_probs)
+
+    def fused(labels: tuple[int, ...], acoustic: float) -> float:
+        words = text_of(labels).split()
+        lm_score = 0.0
+        context = ["<s>"]
+        for word in [*words, "</s>"]:
+            lm_score += lm.log10_prob(context, word) * math.log(10)
+            if word != "</s>" and (word,) not in lm.probabilities[0]:
+                lm_score += options.unk_penalty
+            context.append(word)
+        return acoustic + options.lm_weight * lm_score + options.word_bonus * len(words)
+
+    exact = brute_force(log_probs)
+    # labellings that spell the same text ("A▁B" vs "A▁▁B") are distinct hypotheses
+    ranked = sorted(((fused(k, v), k) for k, v in exact.items()), reverse=True)
+    assert hypotheses[0].score == pytest.approx(ranked[0][0], abs=1e-9)
+    assert tuple(hypotheses[0].tokens) == ranked[0][1]
+
+
+def test_character_lm_is_applied_per_token():
+    lm = kneser_ney([list("AB▁BA"), list("AB")], order=3)
+    log_probs = random_log_probs(4, 0)
+    options = CTCBeamOptions(beam_size=1000, lm_weight=1.0, word_bonus=0.0, **EXACT)
+    decoder = CTCPrefixBeamSearch(SYMBOLS, options, lm)
+    assert decoder.token_lm
+    best = decoder.decode(log_probs)[0]
+    symbols = [SYMBOLS[t] for t in best.tokens]
+    lm_score = lm.sentence_log10_prob(symbols) * math.log(10)
+    assert best.score == pytest.approx(best.acoustic + lm_score, abs=1e-9)
+
+
+def test_hotwords_win_close_calls():
+    # "AB" is slightly more likely than "B" (B B merged) acoustically
+    log_probs = np.log(np.full((2, len(SYMBOLS)), 1e-9))
+    log_probs[0, 2], log_probs[0, 3] = math.log(0.55), math.log(0.45)
+    log_probs[1, 3] = 0.0
+    plain = CTCPrefixBeamSearch(SYMBOLS, CTCBeamOptions(beam_size=4)).decode(log_probs)[0]
+    assert plain.text == "AB"
+    boosted = CTCPrefixBeamSearch(
+        SYMBOLS, CTCBeamOptions(beam_size=4, hotwords=("B",), hotword_weight=2.0)
+    ).decode(log_probs)[0]
+    assert boosted.text == "B"
+    assert boosted.score == pytest.approx(math.log(0.45) + 2.0, abs=1e-6)
+
+
+def test_word_time_offsets():
+    path = [2, 2, 0, 3, 4, 0, 0, 3, 0, 2]  # "AB" over frames 0-3, "BA" over 7-9
+    log_probs = np.log(np.full((len(path), len(SYMBOLS)), 1e-9))
+    for frame, symbol in enumerate(path):
+        log_probs[frame, symbol] = 0.0
+    best = CTCPrefixBeamSearch(SYMBOLS, CTCBeamOptions(beam_size=3)).decode(log_probs)[0]
+    assert best.text == "AB BA"
+    assert [(w.word, w.start_frame, w.end_frame) for w in best.words] == [
+        ("AB", 0, 4),
+        ("BA", 7, 10),
+    ]
+
+
+def test_bad_options_and_mismatched_lms_are_named():
+    with pytest.raises(OptionError, match="beam_size: must be at least 1"):
+        CTCPrefixBeamSearch(SYMBOLS, CTCBeamOptions(beam_size=0))
+    with pytest.raises(OptionError, match=r"hotword 'Ab': the model has no token for 'b'"):
+        CTCPrefixBeamSearch(SYMBOLS, CTCBeamOptions(hotwords=("Ab",)))
+    lowercase = kneser_ney([["ab", "ba"], ["ba"]], order=2)
+    with pytest.raises(LanguageModelError, match="do not match the model's tokens"):
+        CTCPrefixBeamSearch(SYMBOLS, CTCBeamOptions(), lowercase)
