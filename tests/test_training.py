@@ -149,8 +149,41 @@ def test_ctc_learns_yesno_and_works_everywhere(tmp_path: Path, yesno_data: Path,
         sum(a == b for a, b in zip(words, "NO NO YES NO YES NO NO YES".split(), strict=False)) >= 6
     )
     capsys.readouterr()
-    code = main(["transcribe", str(wav), "--model", str(exp), "--beam_size", "3"])
+    code = main(["transcribe", str(wav), "--model", str(exp), "--temperature", "0.4"])
     assert code == 2 and "applies to Whisper models only" in capsys.readouterr().err
+
+    # beam search with a word LM from the training transcripts, through eval and transcribe
+    lm = tmp_path / "words.arpa"
+    assert main(["lm", "train", str(yesno_data / "train.jsonl"), "-o", str(lm)]) == 0
+    capsys.readouterr()
+    test = str(yesno_data / "test.jsonl")
+    assert main(["eval", str(exp), "--data", test, "--beam_size", "4", "--lm", str(lm)]) == 0
+    assert float(capsys.readouterr().out.split("WER ")[1].split("%")[0]) < 20
+    code = main(
+        [
+            "transcribe",
+            str(wav),
+            "--model",
+            str(exp),
+            "--beam_size",
+            "4",
+            "--lm",
+            str(lm),
+            "--word_timestamps",
+            "True",
+            "-o",
+            str(tmp_path),
+            "-f",
+            "json",
+            "--overwrite",
+        ]
+    )
+    assert code == 0
+    words = json.loads((tmp_path / "0_0_1_0_1_0_0_1.json").read_text())["segments"][0]["words"]
+    assert len(words) >= 6 and all(w["word"].strip() in ("YES", "NO") for w in words)
+    assert all(0 <= w["start"] < w["end"] <= 6.8 for w in words)
+    assert all(a["end"] <= b["start"] + 1e-6 for a, b in zip(words, words[1:], strict=False))
+    assert all(0 < w["probability"] <= 1 for w in words), words
 
 
 def test_resume_continues_after_the_last_checkpoint(tmp_path: Path, yesno_data: Path):

@@ -119,7 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--initial_prompt", default=None, help="text to prime the first window (names, spelling)"
     )
     t.add_argument("--prefix", default=None, help="text the first window must start with")
-    t.add_argument("--hotwords", default=None, help="words or phrases to bias decoding towards")
+    t.add_argument(
+        "--hotwords",
+        default=None,
+        help="words or phrases to bias decoding towards (trained models: comma-separated)",
+    )
+    _add_trained_search_arguments(t)
     t.add_argument(
         "--condition_on_previous_text",
         type=str2bool,
@@ -254,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", required=True, help="manifest to decode (JSONL)")
     ev.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ev.add_argument("--output", default=None, help="report folder (default: EXP/decode_<data>)")
+    ev.add_argument("--beam_size", type=int, default=1, help="1: greedy search")
+    ev.add_argument("--hotwords", default=None, help="comma-separated words or phrases to favour")
+    _add_trained_search_arguments(ev)
 
     lm = commands.add_parser("lm", help="n-gram language models for decoding (ARPA)")
     lm_commands = lm.add_subparsers(dest="lm_command", metavar="{train,perplexity}", required=True)
@@ -352,6 +360,36 @@ _NOT_DECODING = {
 }
 
 
+TRAINED_ONLY_OPTIONS = ("lm", "lm_weight", "word_bonus", "hotword_weight")
+TRAINED_MODEL_OPTIONS = ("beam_size", "hotwords", "word_timestamps", *TRAINED_ONLY_OPTIONS)
+
+
+def _add_trained_search_arguments(parser: argparse.ArgumentParser) -> None:
+    """Search options of models trained with ``onsei train`` (not Whisper)."""
+    parser.add_argument(
+        "--lm", default=None, help="trained models: ARPA n-gram LM (words or tokens)"
+    )
+    parser.add_argument("--lm_weight", type=float, default=0.5, help="trained models: LM weight")
+    parser.add_argument(
+        "--word_bonus", type=float, default=1.0, help="trained models with an LM: bonus per word"
+    )
+    parser.add_argument(
+        "--hotword_weight", type=float, default=5.0, help="trained models: bonus per hotword"
+    )
+
+
+def search_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``SearchOptions`` of a trained model, from ``transcribe`` or ``eval`` arguments."""
+    return {
+        "beam_size": args.beam_size or 1,
+        "hotwords": args.hotwords or (),
+        "lm": args.lm,
+        "lm_weight": args.lm_weight,
+        "word_bonus": args.word_bonus,
+        "hotword_weight": args.hotword_weight,
+    }
+
+
 def _explicit_decoding_options(args: argparse.Namespace) -> list[str]:
     """Whisper decoding options given on the command line with a non-default value."""
     defaults = build_parser().parse_args(["transcribe", "-"])
@@ -406,12 +444,25 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         import ctranslate2
 
         ctranslate2.set_random_seed(args.seed)  # before the engine first samples
+    explicit = _explicit_decoding_options(args)
     if is_trained_experiment(args.model):
-        explicit = _explicit_decoding_options(args)
-        if explicit:
-            raise OptionError(f"--{explicit[0]} applies to Whisper models only, not {args.model}")
-        options: dict[str, Any] = {}
+        whisper_only = [name for name in explicit if name not in TRAINED_MODEL_OPTIONS]
+        if whisper_only:
+            raise OptionError(
+                f"--{whisper_only[0]} applies to Whisper models only, not {args.model}"
+            )
+        options: dict[str, Any] = {
+            **search_options(args),
+            "beam_size": args.beam_size if "beam_size" in explicit else 1,  # greedy by default
+            "word_timestamps": args.word_timestamps,
+        }
     else:
+        trained_only = [name for name in explicit if name in TRAINED_ONLY_OPTIONS]
+        if trained_only:
+            raise OptionError(
+                f"--{trained_only[0]} applies to models trained with `onsei train`, "
+                f"not Whisper ({args.model})"
+            )
         from onsei.whisper.options import DecodingOptions
 
         options = decoding_options(args)
@@ -508,8 +559,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _run_eval(args: argparse.Namespace) -> int:
     from onsei.asr.evaluate import evaluate, write_report
+    from onsei.asr.search import SearchOptions
 
-    report = evaluate(args.exp, args.data, device=args.device)
+    search = SearchOptions.from_kwargs(**search_options(args))
+    report = evaluate(args.exp, args.data, device=args.device, search=search)
     output = args.output or Path(args.exp) / f"decode_{Path(args.data).stem}"
     write_report(report, output)
     print(report.table())

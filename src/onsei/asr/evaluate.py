@@ -7,9 +7,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from onsei.asr.recognizer import load_trained_model
+from onsei.asr.search import Searcher, SearchOptions
 from onsei.data.batching import BucketBatchSampler, SpeechDataset, collate
 from onsei.data.manifest import read_manifest
 from onsei.files import atomic_write_text
@@ -39,10 +38,12 @@ def evaluate(
     *,
     device: str = "cpu",
     max_batch_seconds: float = 60.0,
+    search: SearchOptions | None = None,
 ) -> EvalReport:
-    """Greedy-decode every utterance of ``manifest``; references are compared as given
-    (lower-cased when the model's tokenizer lower-cases)."""
+    """Decode every utterance of ``manifest`` (greedy unless ``search`` says otherwise);
+    references are compared as given (lower-cased when the model's tokenizer lower-cases)."""
     model, tokenizer = load_trained_model(exp_dir, device)
+    searcher = Searcher(model, tokenizer.symbols(), search or SearchOptions())
     utterances = read_manifest(manifest)
     dataset = SpeechDataset(utterances, tokenizer.encode)
     sampler = BucketBatchSampler([u.duration for u in utterances], max_batch_seconds, shuffle=False)
@@ -50,10 +51,9 @@ def evaluate(
     started = time.perf_counter()
     for indices in sampler:
         batch = collate([dataset[i] for i in indices]).to(device)
-        with torch.no_grad():
-            decoded = model.recognize(batch.waveforms, batch.waveform_lengths)
-        for utterance_id, ids in zip(batch.ids, decoded, strict=True):
-            hypotheses[utterance_id] = tokenizer.decode(ids)
+        decoded = searcher.recognize(batch.waveforms, batch.waveform_lengths)
+        for utterance_id, best in zip(batch.ids, decoded, strict=True):
+            hypotheses[utterance_id] = tokenizer.decode(best.tokens)
     decode_seconds = time.perf_counter() - started
     lowercase = getattr(tokenizer, "lowercase", False)
     results = []

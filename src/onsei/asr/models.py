@@ -76,6 +76,12 @@ class ASRModel(nn.Module):
         features, frames = self.frontend(waveforms, lengths)
         return self.encoder(features, frames)
 
+    @property
+    def frame_seconds(self) -> float:
+        """Duration of one encoder output frame (feature hop times the time reduction)."""
+        options = self.frontend.fbank.options
+        return options.hop_length / options.sample_rate * self.config.encoder.subsampling
+
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Losses on a batch: ``{"loss": total, ...parts}``, each averaged per utterance."""
         raise NotImplementedError
@@ -116,10 +122,16 @@ class CTCModel(ASRModel):
         loss = ctc_loss(log_probs, lengths, batch.targets, batch.target_lengths)
         return {"loss": loss, "ctc": loss.detach()}
 
+    def ctc_log_probs(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """CTC posteriors ``(B, T', V)`` (natural log) and their lengths ``(B,)``."""
+        encoded, encoded_lengths = self.encode(waveforms, lengths)
+        return self.ctc_head(encoded).log_softmax(-1), encoded_lengths
+
     @torch.no_grad()
     def recognize(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
-        encoded, encoded_lengths = self.encode(waveforms, lengths)
-        return ctc_greedy(self.ctc_head(encoded).log_softmax(-1), encoded_lengths)
+        return ctc_greedy(*self.ctc_log_probs(waveforms, lengths))
 
 
 class AttentionModel(ASRModel):

@@ -12,13 +12,15 @@ import torch
 
 from onsei.asr.models import ASRModel, build_model
 from onsei.asr.recipe import load_recipe
+from onsei.asr.search import Searcher, SearchOptions
 from onsei.asr.trainer import CMVN_FILE, CONFIG_FILE, MODEL_FILE
 from onsei.audio import SAMPLE_RATE, AudioSource, load_audio
+from onsei.decoding.ctc import WordTiming
 from onsei.errors import ModelError, OptionError
 from onsei.features import GlobalCMVN
 from onsei.recognizer import is_trained_experiment
 from onsei.text.tokenizers import load_tokenizer
-from onsei.transcript import Segment, Transcript
+from onsei.transcript import Segment, Transcript, Word
 
 MAX_CHUNK_SECONDS = 30.0
 """Longer audio is cut at pauses (Silero VAD) into chunks of at most this length."""
@@ -60,34 +62,51 @@ class TrainedRecognizer:
         on_language: Callable[[str, float], None] | None = None,
         **options: Any,
     ) -> Transcript:
-        """Greedy recognition; audio longer than 30 s is cut at pauses first."""
-        if options:
-            raise OptionError(
-                f"model {self.name!r} takes no decoding options yet "
-                f"(got {', '.join(sorted(options))})"
-            )
+        """Recognise ``audio`` with the search ``options`` ask for (``SearchOptions``: greedy
+        by default; ``beam_size``, ``lm``, ``lm_weight``, ``word_bonus``, ``hotwords``, ...);
+        ``word_timestamps=True`` adds word times where the search tracks them (CTC beam search).
+        Audio longer than 30 s is cut at pauses first."""
+        word_timestamps = bool(options.pop("word_timestamps", False))
+        searcher = Searcher(
+            self.model, self.tokenizer.symbols(), SearchOptions.from_kwargs(**options)
+        )
         waveform = load_audio(audio)
         segments = []
         for start, end in _chunks(waveform):
             chunk = torch.from_numpy(waveform[start:end]).to(self.device)
-            with torch.no_grad():
-                ids = self.model.recognize(
-                    chunk[None], torch.tensor([len(chunk)], device=self.device)
-                )
-            text = self.tokenizer.decode(ids[0])
+            best = searcher.recognize(chunk[None], torch.tensor([len(chunk)], device=self.device))[
+                0
+            ]
+            text = self.tokenizer.decode(best.tokens)
             if not text:
                 continue
+            offset = start / SAMPLE_RATE
             segment = Segment(
                 id=len(segments),
-                start=start / SAMPLE_RATE,
+                start=offset,
                 end=end / SAMPLE_RATE,
                 text=" " + text,
-                tokens=ids[0],
+                tokens=best.tokens,
+                words=self._words(best.words, offset) if word_timestamps else None,
             )
             segments.append(segment)
             if on_segment is not None:
                 on_segment(segment)
         return Transcript(segments=segments, duration=len(waveform) / SAMPLE_RATE)
+
+    def _words(self, timings: list[WordTiming], offset: float) -> list[Word] | None:
+        if not timings:
+            return None
+        seconds = self.model.frame_seconds
+        return [
+            Word(
+                start=round(offset + t.start_frame * seconds, 3),
+                end=round(offset + t.end_frame * seconds, 3),
+                word=" " + t.word,
+                probability=round(t.probability, 4),
+            )
+            for t in timings
+        ]
 
     def detect_language(self, audio: AudioSource, *, vad_filter: bool = True):
         raise OptionError(f"model {self.name!r} recognises one language: it cannot detect others")

@@ -80,6 +80,14 @@ class WordTiming:
     start_frame: int
     end_frame: int
     """Exclusive: the frame after the word's last token."""
+    log_prob: float = 0.0
+    """Sum of its tokens' log posteriors at the frames they were first emitted."""
+    tokens: int = 0
+
+    @property
+    def probability(self) -> float:
+        """Geometric mean of its tokens' posteriors: a confidence in [0, 1]."""
+        return math.exp(self.log_prob / max(self.tokens, 1))
 
 
 @dataclass
@@ -100,6 +108,8 @@ class _Node:
         "token",
         "parent",
         "frame",
+        "logp",
+        "entry",
         "children",
         "word",
         "lm_state",
@@ -108,11 +118,15 @@ class _Node:
         "partial",
     )
 
-    def __init__(self, token, parent, frame, word, lm_state, words, fixed, partial):
+    def __init__(self, token, parent, frame, logp, word, lm_state, words, fixed, partial):
         self.token: int | None = token
         self.parent: _Node | None = parent
         self.frame: int = frame
-        """Frame at which this prefix's last token was first emitted."""
+        """The likeliest frame for this prefix's last token to be first emitted at."""
+        self.logp: float = logp
+        """The token's log posterior at that frame."""
+        self.entry: float = NEG_INF
+        """log P(prefix, last token first emitted at ``frame``): the best such frame so far."""
         self.children: dict[int, _Node] = {}
         self.word: str = word
         """The word in progress (text since the last word boundary)."""
@@ -163,9 +177,9 @@ class CTCPrefixBeamSearch:
 
     def _root(self) -> _Node:
         lm_state: tuple[str, ...] = self.lm.start() if self.lm is not None else ()
-        return _Node(None, None, -1, "", lm_state, (), 0.0, 0.0)
+        return _Node(None, None, -1, 0.0, "", lm_state, (), 0.0, 0.0)
 
-    def _child(self, node: _Node, token: int, frame: int) -> _Node:
+    def _child(self, node: _Node, token: int, frame: int, logp: float) -> _Node:
         child = node.children.get(token)
         if child is not None:
             return child
@@ -180,9 +194,8 @@ class CTCPrefixBeamSearch:
             word = symbol[len(WORD_BOUNDARY) :]
         else:
             word += symbol
-        child = _Node(
-            token, node, frame, word, lm_state, words, fixed, self._partial_score(word, words)
-        )
+        partial = self._partial_score(word, words)
+        child = _Node(token, node, frame, logp, word, lm_state, words, fixed, partial)
         node.children[token] = child
         return child
 
@@ -255,12 +268,15 @@ class CTCPrefixBeamSearch:
                 if node.token is not None:  # the last label again, no blank between: same prefix
                     entry[1] = _logaddexp(entry[1], pnb + float(row[node.token]))
                 for token, logp in candidate_list:
-                    child = self._child(node, token, frame)
+                    child = self._child(node, token, frame, logp)
                     extension = next_beams.get(child)
                     if extension is None:
                         extension = next_beams[child] = [NEG_INF, NEG_INF]
                     source = pb if token == node.token else total
-                    extension[1] = _logaddexp(extension[1], source + logp)
+                    joint = source + logp
+                    extension[1] = _logaddexp(extension[1], joint)
+                    if joint > child.entry:
+                        child.entry, child.frame, child.logp = joint, frame, logp
             beams = self._prune(next_beams)
         return self._finish(beams)
 
@@ -302,6 +318,8 @@ class CTCPrefixBeamSearch:
             else:
                 words[-1].word += symbol
                 words[-1].end_frame = n.frame + 1
+            words[-1].log_prob += n.logp
+            words[-1].tokens += 1
         text = " ".join(w.word for w in words)
         return Hypothesis(tokens, text, score, acoustic, words)
 
