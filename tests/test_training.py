@@ -101,9 +101,18 @@ def test_every_family_trains_and_recognizes(tmp_path: Path, yesno_data: Path, fa
     transcript = model.transcribe(str(shared("yesno/waves_yesno/0_0_1_0_1_0_0_1.wav")))
     assert isinstance(transcript, onsei.Transcript) and transcript.duration > 5
     vocab = model.tokenizer.vocab_size
-    for segment in transcript.segments:
-        assert all(0 < token < vocab - 1 for token in segment.tokens)  # no blank, no sos/eos
-        assert segment.text.strip() == model.tokenizer.decode(segment.tokens)
+    searches = [{}, {"beam_size": 3}]
+    if family == "joint_ctc_attention":
+        searches += [{"beam_size": 3, "ctc_weight": 0.0}, {"beam_size": 3, "ctc_weight": 1.0}]
+    if family == "rnnt":
+        searches += [{"beam_size": 3, "transducer_search": "graves"}]
+    for options in searches:
+        transcript = model.transcribe(
+            str(shared("yesno/waves_yesno/0_0_1_0_1_0_0_1.wav")), **options
+        )
+        for segment in transcript.segments:
+            assert all(0 < token < vocab - 1 for token in segment.tokens)  # no blank, no sos/eos
+            assert segment.text.strip() == model.tokenizer.decode(segment.tokens)
 
 
 def test_ctc_learns_yesno_and_works_everywhere(tmp_path: Path, yesno_data: Path, capsys):

@@ -360,7 +360,15 @@ _NOT_DECODING = {
 }
 
 
-TRAINED_ONLY_OPTIONS = ("lm", "lm_weight", "word_bonus", "hotword_weight")
+TRAINED_ONLY_OPTIONS = (
+    "lm",
+    "lm_weight",
+    "word_bonus",
+    "hotword_weight",
+    "ctc_weight",
+    "length_bonus",
+    "transducer_search",
+)
 TRAINED_MODEL_OPTIONS = ("beam_size", "hotwords", "word_timestamps", *TRAINED_ONLY_OPTIONS)
 
 
@@ -376,6 +384,21 @@ def _add_trained_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hotword_weight", type=float, default=5.0, help="trained models: bonus per hotword"
     )
+    parser.add_argument(
+        "--ctc_weight",
+        type=optional_float,
+        default=None,
+        help="joint CTC-attention models: weight of CTC prefix scores (None: training weight)",
+    )
+    parser.add_argument(
+        "--length_bonus", type=float, default=0.0, help="attention models: bonus per token"
+    )
+    parser.add_argument(
+        "--transducer_search",
+        choices=("time_sync", "graves"),
+        default="time_sync",
+        help="transducer models: beam search algorithm",
+    )
 
 
 def search_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -387,6 +410,9 @@ def search_options(args: argparse.Namespace) -> dict[str, Any]:
         "lm_weight": args.lm_weight,
         "word_bonus": args.word_bonus,
         "hotword_weight": args.hotword_weight,
+        "ctc_weight": args.ctc_weight,
+        "length_bonus": args.length_bonus,
+        "transducer_search": args.transducer_search,
     }
 
 

@@ -176,6 +176,10 @@ class AttentionModel(ASRModel):
         loss = (1 - self.ctc_weight) * attention + self.ctc_weight * ctc
         return {"loss": loss, "ctc": ctc.detach(), **parts}
 
+    def ctc_log_probs_of(self, encoded: torch.Tensor) -> torch.Tensor | None:
+        """CTC posteriors ``(B, T', V)`` of encoder output (joint models), else None."""
+        return None if self.ctc_head is None else self.ctc_head(encoded).log_softmax(-1)
+
     @torch.no_grad()
     def recognize(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
         """Greedy: the most likely next token until end of sentence, batched over utterances;

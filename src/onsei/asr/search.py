@@ -1,7 +1,10 @@
 """Decoding a trained model: the search each family needs, chosen by ``SearchOptions``.
 
-``beam_size`` 1 without an LM or hotwords is batched greedy search; otherwise CTC models use
-the prefix beam search of ``onsei.decoding.ctc`` (with LM fusion and hotwords).
+``beam_size`` 1 without an LM or hotwords is batched greedy search. Otherwise CTC models use
+the prefix beam search of ``onsei.decoding.ctc`` (word or token LM, hotwords); attention models
+(LAS, Transformer) the label-synchronous beam search of ``onsei.decoding.attention``, joint
+CTC-attention models with CTC prefix scores weighted by ``ctc_weight`` (token LM);
+transducers the time-synchronous or Graves beam search of ``onsei.decoding.transducer``.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from typing import Any
 
 import torch
 
-from onsei.asr.models import ASRModel, CTCModel
-from onsei.decoding.ctc import CTCBeamOptions, CTCPrefixBeamSearch, WordTiming
+from onsei.asr.models import ASRModel, AttentionModel, CTCModel, TransducerModel
+from onsei.decoding.attention import AttentionBeamOptions, AttentionBeamSearch
+from onsei.decoding.ctc import CTCBeamOptions, CTCPrefixBeamSearch, WordTiming, is_token_lm
+from onsei.decoding.transducer import TransducerBeamOptions, TransducerBeamSearch
 from onsei.errors import OptionError
-from onsei.lm import NgramLM, read_arpa
+from onsei.lm import LanguageModelError, NgramLM, read_arpa
 
 
 @dataclass
@@ -28,7 +33,17 @@ class SearchOptions:
     word_bonus: float = 1.0
     """With an LM: added per word (per token with a token LM)."""
     hotwords: tuple[str, ...] = ()
+    """CTC models: words or phrases to favour."""
     hotword_weight: float = 5.0
+    ctc_weight: float | None = None
+    """Joint CTC-attention models: weight of the CTC prefix scores (None: the training
+    weight; 0: attention only; 1: CTC only)."""
+    length_bonus: float = 0.0
+    """Attention models: added per output token."""
+    max_length_ratio: float = 1.0
+    """Attention models: longest output, in tokens per encoder frame."""
+    transducer_search: str = "time_sync"
+    """Transducers: "time_sync" (one label per frame at most, batched) or "graves"."""
     nbest: int = 1
 
     @classmethod
@@ -75,32 +90,76 @@ class Searcher:
         self.model = model
         self.options = options
         self.ctc_search: CTCPrefixBeamSearch | None = None
-        if options.greedy:
+        self.attention_search: AttentionBeamSearch | None = None
+        self.transducer_search: TransducerBeamSearch | None = None
+        family = model.config.family
+        if options.ctc_weight is not None and family != "joint_ctc_attention":
+            raise OptionError(f"ctc_weight applies to joint CTC-attention models, not {family}")
+        if options.greedy and options.ctc_weight is None:
             return
-        if not isinstance(model, CTCModel):
-            raise OptionError(
-                f"beam search and LM fusion are not available for {model.config.family} models "
-                "yet: use beam_size 1 without an LM"
-            )
         lm = _load_lm(options.lm) if options.lm else None
-        beam = CTCBeamOptions(
-            beam_size=options.beam_size,
-            lm_weight=options.lm_weight,
-            word_bonus=options.word_bonus,
-            hotwords=options.hotwords,
-            hotword_weight=options.hotword_weight,
-            nbest=options.nbest,
-        )
-        self.ctc_search = CTCPrefixBeamSearch(symbols, beam, lm)
+        if isinstance(model, CTCModel):
+            beam = CTCBeamOptions(
+                beam_size=options.beam_size,
+                lm_weight=options.lm_weight,
+                word_bonus=options.word_bonus,
+                hotwords=options.hotwords,
+                hotword_weight=options.hotword_weight,
+                nbest=options.nbest,
+            )
+            self.ctc_search = CTCPrefixBeamSearch(symbols, beam, lm)
+        elif isinstance(model, AttentionModel):
+            if options.hotwords:
+                raise OptionError(f"hotwords apply to CTC models, not {family}")
+            if lm is not None and not is_token_lm(lm, symbols):
+                raise LanguageModelError(
+                    f"{options.lm}: attention decoders fuse an LM over the model's tokens; "
+                    "train one with `onsei lm train --unit char`"
+                )
+            ctc_weight = options.ctc_weight
+            if ctc_weight is None:
+                ctc_weight = model.ctc_weight
+            beam = AttentionBeamOptions(
+                beam_size=options.beam_size,
+                ctc_weight=ctc_weight,
+                lm_weight=options.lm_weight if lm is not None else 0.0,
+                length_bonus=options.length_bonus,
+                max_length_ratio=options.max_length_ratio,
+                nbest=options.nbest,
+            )
+            self.attention_search = AttentionBeamSearch(
+                model.decoder, beam, sos_eos=model.sos_eos, lm=lm, symbols=symbols
+            )
+        else:
+            assert isinstance(model, TransducerModel)
+            if lm is not None or options.hotwords:
+                raise OptionError(f"LM fusion and hotwords are not available for {family} models")
+            beam = TransducerBeamOptions(
+                beam_size=options.beam_size,
+                algorithm=options.transducer_search,
+                nbest=options.nbest,
+            )
+            self.transducer_search = TransducerBeamSearch(model.predictor, model.joint, beam)
 
     @torch.no_grad()
     def recognize(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[Recognized]:
         """``(B, samples)`` waveforms and their lengths -> the best hypothesis of each."""
-        if self.ctc_search is None:
-            return [Recognized(ids) for ids in self.model.recognize(waveforms, lengths)]
-        log_probs, frames = self.model.ctc_log_probs(waveforms, lengths)
-        results = []
-        for row, length in zip(log_probs.cpu().numpy(), frames.tolist(), strict=True):
-            best = self.ctc_search.decode(row[:length])[0]
-            results.append(Recognized(best.tokens, best.words))
-        return results
+        if self.ctc_search is not None:
+            log_probs, frames = self.model.ctc_log_probs(waveforms, lengths)
+            results = []
+            for row, length in zip(log_probs.cpu().numpy(), frames.tolist(), strict=True):
+                best = self.ctc_search.decode(row[:length])[0]
+                results.append(Recognized(best.tokens, best.words))
+            return results
+        if self.attention_search is not None:
+            encoded, encoded_lengths = self.model.encode(waveforms, lengths)
+            ctc = self.model.ctc_log_probs_of(encoded)
+            found = self.attention_search.search(encoded, encoded_lengths, ctc)
+            return [Recognized(hypotheses[0].tokens) for hypotheses in found]
+        if self.transducer_search is not None:
+            encoded, encoded_lengths = self.model.encode(waveforms, lengths)
+            return [
+                Recognized(list(self.transducer_search.search(row[:length])[0].tokens))
+                for row, length in zip(encoded, encoded_lengths.tolist(), strict=True)
+            ]
+        return [Recognized(ids) for ids in self.model.recognize(waveforms, lengths)]

@@ -163,7 +163,7 @@ class CTCPrefixBeamSearch:
             [i != blank and s not in ("<sos/eos>", "<blank>") for i, s in enumerate(self.symbols)]
         )
         self.lm = lm
-        self.token_lm = lm is not None and _is_token_lm(lm, self.symbols)
+        self.token_lm = lm is not None and is_token_lm(lm, self.symbols)
         self.word_prefixes: set[str] = set()
         if lm is not None and not self.token_lm:
             words = lm.vocabulary - {BOS, EOS, UNK}
@@ -332,7 +332,7 @@ def _logaddexp(a: float, b: float) -> float:
     return a + math.log1p(math.exp(b - a))
 
 
-def _is_token_lm(lm: NgramLM, symbols: Sequence[str]) -> bool:
+def is_token_lm(lm: NgramLM, symbols: Sequence[str]) -> bool:
     """Whether the LM's symbols are (a subset of) the model's tokens."""
     words = lm.vocabulary - {BOS, EOS, UNK}
     return bool(words) and words <= set(symbols)

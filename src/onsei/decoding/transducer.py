@@ -1,0 +1,160 @@
+"""Transducer searches over one utterance's encoder output ``(T, E)``: Graves' beam search
+(Graves 2012, as in ESPnet's default search) and a time-synchronous beam search that emits at
+most one symbol per frame (the "modified beam search" of k2/icefall), batched over the beam.
+
+Both merge hypotheses with the same labels by adding their probabilities, and cache the
+prediction network's output per label sequence, so each distinct prefix runs it once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from onsei.errors import OptionError
+
+NEG_INF = float("-inf")
+
+
+@dataclass
+class TransducerBeamOptions:
+    beam_size: int = 4
+    algorithm: str = "time_sync"
+    """"time_sync" (at most one symbol per frame, batched) or "graves" (any number)."""
+    max_symbols_per_frame: int = 5
+    """Graves' search: expansions of one hypothesis within a frame."""
+    nbest: int = 1
+
+    def validate(self) -> None:
+        if self.beam_size < 1:
+            raise OptionError(f"beam_size: must be at least 1, got {self.beam_size}")
+        if self.algorithm not in ("time_sync", "graves"):
+            raise OptionError(
+                f"transducer search: unknown algorithm {self.algorithm!r} (time_sync, graves)"
+            )
+        if not 1 <= self.nbest <= self.beam_size:
+            raise OptionError(f"nbest: must be between 1 and beam_size, got {self.nbest}")
+
+
+@dataclass
+class TransducerHypothesis:
+    tokens: tuple[int, ...]
+    score: float
+    """log P of the labels, summed over the alignments the search kept."""
+
+
+class TransducerBeamSearch:
+    """Beam search with a ``Predictor`` (``init_state / step``) and a ``Joint`` (``step``)."""
+
+    def __init__(self, predictor, joint, options: TransducerBeamOptions, blank: int = 0):
+        options.validate()
+        self.predictor = predictor
+        self.joint = joint
+        self.options = options
+        self.blank = blank
+
+    @torch.no_grad()
+    def search(self, encoded: torch.Tensor) -> list[TransducerHypothesis]:
+        """Encoder output of one utterance ``(T, E)`` -> the n-best hypotheses."""
+        self._cache: dict[tuple[int, ...], tuple[torch.Tensor, tuple]] = {}
+        if self.options.algorithm == "graves":
+            found = self._graves(encoded)
+        else:
+            found = self._time_sync(encoded)
+        found.sort(key=lambda h: h.score, reverse=True)
+        return found[: self.options.nbest]
+
+    def _predicted_batch(self, sequences: list[tuple[int, ...]]) -> torch.Tensor:
+        """Outputs ``(N, P)`` for several label sequences; the new ones in one batched step
+        from their cached parents."""
+        missing = list(dict.fromkeys(s for s in sequences if s not in self._cache))
+        if missing:
+            for sequence in missing:  # parents first (a parent is one label shorter)
+                if sequence and sequence[:-1] not in self._cache:
+                    self._predicted_batch([sequence[:-1]])
+            empty = [s for s in missing if not s]
+            if empty:
+                state = self.predictor.init_state(1)
+                start = torch.full((1,), self.blank, dtype=torch.long, device=state[0].device)
+                output, state = self.predictor.step(start, state)
+                self._cache[()] = (output[0], state)
+            rest = [s for s in missing if s]
+            if rest:
+                parents = [self._cache[s[:-1]][1] for s in rest]
+                h = torch.cat([p[0] for p in parents], dim=1)
+                c = torch.cat([p[1] for p in parents], dim=1)
+                last = torch.tensor([s[-1] for s in rest], dtype=torch.long, device=h.device)
+                output, (h, c) = self.predictor.step(last, (h, c))
+                for i, sequence in enumerate(rest):
+                    self._cache[sequence] = (output[i], (h[:, i : i + 1], c[:, i : i + 1]))
+        return torch.stack([self._cache[s][0] for s in sequences])
+
+    def _log_probs(self, frame: torch.Tensor, sequences: list[tuple[int, ...]]) -> torch.Tensor:
+        """Joint log-probabilities ``(N, V)`` at encoder frame ``(E,)`` after each sequence."""
+        predicted = self._predicted_batch(sequences)
+        logits = self.joint.step(frame.expand(len(sequences), -1), predicted)
+        return logits.log_softmax(dim=-1).double()
+
+    def _time_sync(self, encoded: torch.Tensor) -> list[TransducerHypothesis]:
+        """At every frame, each hypothesis either emits blank or one label; the ``beam`` best
+        of all those extensions survive, equal label sequences merged."""
+        beam = self.options.beam_size
+        hypotheses: dict[tuple[int, ...], float] = {(): 0.0}
+        for frame in encoded:
+            sequences = list(hypotheses)
+            scores = torch.tensor([hypotheses[s] for s in sequences], dtype=torch.float64)
+            log_probs = self._log_probs(frame, sequences) + scores[:, None]  # (N, V)
+            top_scores, top = log_probs.reshape(-1).topk(min(beam, log_probs.numel()))
+            vocab = log_probs.shape[1]
+            extended: dict[tuple[int, ...], float] = {}
+            for value, flat in zip(top_scores.tolist(), top.tolist(), strict=True):
+                sequence, token = sequences[flat // vocab], flat % vocab
+                if token != self.blank:
+                    sequence = (*sequence, token)
+                extended[sequence] = _logaddexp(extended.get(sequence, NEG_INF), value)
+            hypotheses = extended
+        return [TransducerHypothesis(s, v) for s, v in hypotheses.items()]
+
+    def _graves(self, encoded: torch.Tensor) -> list[TransducerHypothesis]:
+        """Graves (2012): per frame, repeatedly expand the best hypothesis of the frame's queue
+        ``A``: its blank extension goes to the next frame's set ``B`` (merged with an equal one),
+        its ``beam`` best label extensions back into ``A``; stop once ``B`` holds ``beam``
+        hypotheses better than anything left in ``A``."""
+        options = self.options
+        beam = options.beam_size
+        kept: dict[tuple[int, ...], float] = {(): 0.0}
+        for frame in encoded:
+            queue = dict(kept)  # A: sequence -> score
+            emitted = {s: 0 for s in queue}  # labels added to each sequence in this frame
+            kept = {}  # B
+            while queue:
+                best = max(queue, key=queue.__getitem__)
+                score = queue.pop(best)
+                if len(kept) >= beam:
+                    floor = sorted(kept.values(), reverse=True)[beam - 1]
+                    if floor >= score:
+                        break
+                log_probs = self._log_probs(frame, [best])[0]
+                kept[best] = _logaddexp(
+                    kept.get(best, NEG_INF), score + float(log_probs[self.blank])
+                )
+                if emitted[best] >= options.max_symbols_per_frame:
+                    continue
+                log_probs[self.blank] = NEG_INF
+                values, tokens = log_probs.topk(min(beam, log_probs.numel() - 1))
+                for value, token in zip(values.tolist(), tokens.tolist(), strict=True):
+                    sequence = (*best, token)
+                    queue[sequence] = _logaddexp(queue.get(sequence, NEG_INF), score + value)
+                    emitted[sequence] = emitted[best] + 1
+            kept = dict(sorted(kept.items(), key=lambda item: item[1], reverse=True)[:beam])
+        return [TransducerHypothesis(s, v) for s, v in kept.items()]
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a < b:
+        a, b = b, a
+    if b == NEG_INF:
+        return a
+    return a + math.log1p(math.exp(b - a))

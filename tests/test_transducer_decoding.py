@@ -1,0 +1,102 @@
+"""Transducer beam searches on small random networks, against exhaustive enumeration."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from onsei.decoding.transducer import TransducerBeamOptions, TransducerBeamSearch
+from onsei.losses.transducer import transducer_loss
+from onsei.models.config import TransducerConfig
+from onsei.models.transducer import Joint, Predictor
+
+VOCAB, BLANK = 3, 0
+
+
+def networks(seed: int, sharpness: float = 1.0):
+    torch.manual_seed(seed)
+    config = TransducerConfig(embed=4, hidden=6, layers=1, joint=8, dropout=0.0)
+    predictor = Predictor(VOCAB, config, blank=BLANK).double().eval()
+    joint = Joint(5, 6, config, VOCAB).double().eval()
+    with torch.no_grad():
+        joint.output.weight.mul_(sharpness)
+    encoded = torch.randn(4, 5, dtype=torch.float64)
+    return predictor, joint, encoded
+
+
+def joint_log_probs(predictor, joint, encoded, frame: int, labels: tuple[int, ...]):
+    state = predictor.init_state(1)
+    output, state = predictor.step(torch.tensor([BLANK]), state)
+    for label in labels:
+        output, state = predictor.step(torch.tensor([label]), state)
+    return joint.step(encoded[frame][None], output)[0].log_softmax(-1)
+
+
+def one_symbol_per_frame_sums(predictor, joint, encoded) -> dict[tuple[int, ...], float]:
+    """log P(labels) when each frame emits blank or one label: every choice sequence."""
+    totals: dict[tuple[int, ...], float] = {}
+    for choices in itertools.product(range(VOCAB), repeat=len(encoded)):
+        labels: tuple[int, ...] = ()
+        score = 0.0
+        for frame, choice in enumerate(choices):
+            score += float(joint_log_probs(predictor, joint, encoded, frame, labels)[choice])
+            if choice != BLANK:
+                labels = (*labels, choice)
+        totals[labels] = float(np.logaddexp(totals.get(labels, -math.inf), score))
+    return totals
+
+
+def full_log_prob(predictor, joint, encoded, labels: tuple[int, ...]) -> float:
+    """log P(labels) summed over every transducer alignment (the RNN-T loss)."""
+    inputs = torch.tensor([[BLANK, *labels]])
+    logits = joint(encoded[None], predictor(inputs))
+    targets = torch.tensor([list(labels) or [1]])
+    loss = transducer_loss(
+        logits, targets, torch.tensor([len(encoded)]), torch.tensor([len(labels)]), BLANK, "sum"
+    )
+    return -float(loss)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_time_synchronous_search_with_a_full_beam_is_exact(seed: int):
+    predictor, joint, encoded = networks(seed)
+    exact = one_symbol_per_frame_sums(predictor, joint, encoded)
+    options = TransducerBeamOptions(beam_size=VOCAB ** len(encoded), nbest=5)
+    found = TransducerBeamSearch(predictor, joint, options, BLANK).search(encoded)
+    expected = sorted(exact.items(), key=lambda item: -item[1])[:5]
+    assert [h.tokens for h in found] == [labels for labels, _ in expected]
+    assert [h.score for h in found] == pytest.approx([v for _, v in expected], abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_graves_search_scores_a_subset_of_the_alignments(seed: int):
+    predictor, joint, encoded = networks(seed, sharpness=3.0)
+    options = TransducerBeamOptions(beam_size=4, algorithm="graves", nbest=3)
+    found = TransducerBeamSearch(predictor, joint, options, BLANK).search(encoded)
+    assert len(found) == 3 and found[0].score >= found[1].score >= found[2].score
+    for hypothesis in found:
+        assert (
+            hypothesis.score <= full_log_prob(predictor, joint, encoded, hypothesis.tokens) + 1e-9
+        )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_graves_search_finds_the_most_probable_labels(seed: int):
+    predictor, joint, encoded = networks(seed, sharpness=3.0)
+    sequences = [s for n in range(6) for s in itertools.product((1, 2), repeat=n)]
+    exact = {s: full_log_prob(predictor, joint, encoded, s) for s in sequences}
+    options = TransducerBeamOptions(beam_size=8, algorithm="graves")
+    found = TransducerBeamSearch(predictor, joint, options, BLANK).search(encoded)[0]
+    assert found.tokens == max(exact, key=exact.__getitem__)
+
+
+def test_bad_transducer_options():
+    predictor, joint, _ = networks(0)
+    from onsei.errors import OptionError
+
+    with pytest.raises(OptionError, match="unknown algorithm 'alsd'"):
+        TransducerBeamSearch(predictor, joint, TransducerBeamOptions(algorithm="alsd"))
