@@ -107,6 +107,7 @@ class _Node:
     __slots__ = (
         "token",
         "parent",
+        "depth",
         "frame",
         "logp",
         "entry",
@@ -118,12 +119,13 @@ class _Node:
         "partial",
     )
 
-    def __init__(self, token, parent, frame, logp, word, lm_state, words, fixed, partial):
+    def __init__(self, token, parent, word, lm_state, words, fixed, partial):
         self.token: int | None = token
         self.parent: _Node | None = parent
-        self.frame: int = frame
+        self.depth: int = 0 if parent is None else parent.depth + 1
+        self.frame: int = -1
         """The likeliest frame for this prefix's last token to be first emitted at."""
-        self.logp: float = logp
+        self.logp: float = 0.0
         """The token's log posterior at that frame."""
         self.entry: float = NEG_INF
         """log P(prefix, last token first emitted at ``frame``): the best such frame so far."""
@@ -177,9 +179,9 @@ class CTCPrefixBeamSearch:
 
     def _root(self) -> _Node:
         lm_state: tuple[str, ...] = self.lm.start() if self.lm is not None else ()
-        return _Node(None, None, -1, 0.0, "", lm_state, (), 0.0, 0.0)
+        return _Node(None, None, "", lm_state, (), 0.0, 0.0)
 
-    def _child(self, node: _Node, token: int, frame: int, logp: float) -> _Node:
+    def _child(self, node: _Node, token: int) -> _Node:
         child = node.children.get(token)
         if child is not None:
             return child
@@ -195,7 +197,7 @@ class CTCPrefixBeamSearch:
         else:
             word += symbol
         partial = self._partial_score(word, words)
-        child = _Node(token, node, frame, logp, word, lm_state, words, fixed, partial)
+        child = _Node(token, node, word, lm_state, words, fixed, partial)
         node.children[token] = child
         return child
 
@@ -268,7 +270,7 @@ class CTCPrefixBeamSearch:
                 if node.token is not None:  # the last label again, no blank between: same prefix
                     entry[1] = _logaddexp(entry[1], pnb + float(row[node.token]))
                 for token, logp in candidate_list:
-                    child = self._child(node, token, frame, logp)
+                    child = self._child(node, token)
                     extension = next_beams.get(child)
                     if extension is None:
                         extension = next_beams[child] = [NEG_INF, NEG_INF]
@@ -287,7 +289,9 @@ class CTCPrefixBeamSearch:
         ]
         best = heapq.nlargest(self.options.beam_size, scored, key=lambda item: item[0])
         floor = best[0][0] + self.options.beam_prune_logp
-        return {node: beams[node] for score, node in best if score >= floor}
+        kept = {node: beams[node] for score, node in best if score >= floor}
+        _forget(sorted((n for n in beams if n not in kept), key=lambda n: -n.depth), kept)
+        return kept
 
     def _finish(self, beams: dict[_Node, list[float]]) -> list[Hypothesis]:
         finals = []
@@ -322,6 +326,18 @@ class CTCPrefixBeamSearch:
             words[-1].tokens += 1
         text = " ".join(w.word for w in words)
         return Hypothesis(tokens, text, score, acoustic, words)
+
+
+def _forget(dropped: list[_Node], kept: dict[_Node, list[float]]) -> None:
+    """Unlink dropped prefixes (deepest first) from the trie, with ancestors left childless,
+    so that the trie holds the live prefixes and their histories only. A prefix with a live
+    descendant stays linked: re-creating it would split that descendant's merges."""
+    for node in dropped:
+        while node.parent is not None and not node.children and node not in kept:
+            parent = node.parent
+            if parent.children.get(node.token) is node:
+                del parent.children[node.token]
+            node = parent
 
 
 def _logaddexp(a: float, b: float) -> float:

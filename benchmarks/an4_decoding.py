@@ -1,0 +1,139 @@
+"""AN4 test WER of every model trained by an4_training.py: greedy vs beam vs beam + LM.
+
+The LMs are estimated by ``onsei lm train`` from the AN4 *training* transcripts only: a word
+3-gram (fused by the CTC prefix beam search at word ends) and a character 6-gram (fused per
+token by the attention and joint CTC/attention searches). LM weight, word/length bonus and CTC
+weight are chosen on the dev set (a small grid), then the test set is decoded once with them.
+
+Usage: .venv/bin/python benchmarks/an4_decoding.py [--families ...] [--beam 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+
+import an4_training
+import common
+
+from onsei.asr.evaluate import evaluate
+from onsei.asr.search import SearchOptions
+
+WORK = an4_training.WORK / "decoding"
+CTC_FAMILIES = ("conformer_ctc", "blstm_ctc")
+ATTENTION_FAMILIES = ("las", "transformer", "joint_ctc_attention")
+
+
+def train_lms() -> dict[str, str]:
+    """The word 3-gram and character 6-gram of the AN4 training transcripts."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    train = str(an4_training.DATA / "train.jsonl")
+    paths = {"word": WORK / "an4_word3.arpa", "char": WORK / "an4_char6.arpa"}
+    for unit, order in (("word", 3), ("char", 6)):
+        command = [common.ONSEI_CLI, "lm", "train", train, "-o", str(paths[unit])]
+        subprocess.run([*command, "--order", str(order), "--unit", unit], check=True)
+    return {unit: str(path) for unit, path in paths.items()}
+
+
+def grid(family: str, beam: int, lms: dict[str, str]) -> list[dict]:
+    """Candidate search options with an LM, to be chosen among on dev."""
+    if family in CTC_FAMILIES:
+        return [
+            {"beam_size": beam, "lm": lms["word"], "lm_weight": w, "word_bonus": b}
+            for w, b in itertools.product((0.3, 0.6, 1.0, 1.5), (0.0, 1.0, 2.0))
+        ]
+    if family in ATTENTION_FAMILIES:
+        ctc = (0.3, 0.5) if family == "joint_ctc_attention" else (None,)
+        return [
+            {"beam_size": beam, "lm": lms["char"], "lm_weight": w, "ctc_weight": c}
+            for w, c in itertools.product((0.1, 0.2, 0.4), ctc)
+        ]
+    return []
+
+
+def score(exp, manifest, options: dict) -> dict:
+    report = evaluate(exp, manifest, search=SearchOptions.from_kwargs(**options))
+    return {
+        "wer": report.words.rate,
+        "cer": report.chars.rate,
+        "rtf": report.real_time_factor,
+    }
+
+
+def measure(family: str, beam: int, lms: dict[str, str]) -> dict:
+    exp = an4_training.WORK / "exp" / family
+    dev, test = an4_training.DATA / "dev.jsonl", an4_training.DATA / "test.jsonl"
+    rows = {"greedy": ({}, score(exp, test, {}))}
+    beam_only = {"beam_size": beam}
+    rows["beam"] = (beam_only, score(exp, test, beam_only))
+    candidates = grid(family, beam, lms)
+    if candidates:
+        tuned = min(candidates, key=lambda options: score(exp, dev, options)["wer"])
+        rows["beam + LM"] = (tuned, score(exp, test, tuned))
+    return {
+        "family": family,
+        "date": an4_training.today(),
+        "commit": common.git_commit(),
+        "rows": {
+            name: {"options": {k: v for k, v in options.items() if k != "lm"}, **figures}
+            for name, (options, figures) in rows.items()
+        },
+    }
+
+
+def section() -> str:
+    lines = [
+        "## AN4: decoding the trained models, greedy vs beam vs beam + LM (issue 4)\n",
+        common.header(common.this_command()),
+        "- Models: those of the an4_training section (one 55-minute CPU run per family).",
+        "- LMs from the AN4 training transcripts only (`onsei lm train`, modified Kneser-Ney): "
+        "word 3-gram for CTC models, character 6-gram for attention models. Weights chosen on "
+        "dev, then test decoded once. Anchor: ESPnet's AN4 result, 7.4% WER / 3.6% CER "
+        "(Transformer, joint CTC/attention, beam 10, LM, 200 GPU epochs).\n",
+    ]
+    rows = []
+    for family in an4_training.FAMILIES:
+        path = WORK / f"{family}.json"
+        if not path.is_file():
+            continue
+        result = json.loads(path.read_text(encoding="utf-8"))
+        for name, row in result["rows"].items():
+            options = ", ".join(f"{k} {v}" for k, v in row["options"].items()) or "-"
+            rows.append(
+                [
+                    an4_training.LABELS[family],
+                    name,
+                    options,
+                    f"**{common.fmt_pct(row['wer'])}**",
+                    common.fmt_pct(row["cer"]),
+                    f"{row['rtf']:.3f}",
+                    result["date"],
+                ]
+            )
+    headers = ["Family", "Search", "Options", "Test WER", "Test CER", "Decode RTF", "Date"]
+    lines.append(common.markdown_table(headers, rows))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--families", nargs="+", choices=an4_training.FAMILIES)
+    parser.add_argument("--beam", type=int, default=10)
+    args = parser.parse_args()
+    lms = train_lms()
+    families = args.families or [
+        f for f in an4_training.FAMILIES if (an4_training.WORK / "exp" / f / "model.pt").is_file()
+    ]
+    for family in families:
+        print(f"== {family}", flush=True)
+        result = measure(family, args.beam, lms)
+        (WORK / f"{family}.json").write_text(json.dumps(result, indent=1) + "\n")
+        for name, row in result["rows"].items():
+            print(f"{family} {name}: WER {100 * row['wer']:.1f}% {row['options']}", flush=True)
+        common.write_section("an4_decoding", section())
+
+
+if __name__ == "__main__":
+    main()
