@@ -106,6 +106,7 @@ def measure_accuracy(family: str) -> dict:
     log = WORK / "logs" / f"{family}.train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"== {family}: training (log: {log})", flush=True)
+    commit = common.git_commit()  # the code that trains (the repository may move on meanwhile)
     wall = train(RECIPES / f"{family}.yaml", exp, log)
     records = read_log(exp)
     dev = [r for r in records if "wer" in r]
@@ -115,7 +116,7 @@ def measure_accuracy(family: str) -> dict:
     result = {
         "family": family,
         "date": today(),
-        "commit": common.git_commit(),
+        "commit": commit,
         "train_minutes": round(wall / 60, 1),
         "epochs": dev[-1]["epoch"],
         "updates": dev[-1]["step"],
@@ -208,7 +209,7 @@ def section() -> str:
                     common.fmt_pct(r["test_cer"]),
                     f"{r['audio_per_s']:.0f}",
                     f"{r['decode_rtf']:.3f}",
-                    r["date"],
+                    f"{r['date']} ({r['commit']})",
                 ]
             )
         headers = [
@@ -222,7 +223,7 @@ def section() -> str:
             "Test CER",
             "Train audio s/s",
             "Decode RTF",
-            "Date",
+            "Trained (commit)",
         ]
         lines.append(common.markdown_table(headers, rows))
     missing = [LABELS[f] for f in FAMILIES if f not in accuracy]
