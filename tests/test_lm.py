@@ -13,6 +13,7 @@ from onsei.cli import main
 from onsei.lm import LanguageModelError, kneser_ney, read_arpa, write_arpa
 from onsei.lm.corpus import split_text
 from onsei.lm.kneser_ney import FALLBACK_DISCOUNTS, _adjusted_counts, _discounts
+from onsei.text.tokenizers import SentencePieceTokenizer
 
 
 def grammar_sentences(count: int, seed: int = 0) -> list[list[str]]:
@@ -150,6 +151,14 @@ def test_binary_or_missing_files_are_refused(tmp_path: Path):
 def test_character_units_use_the_word_boundary_symbol():
     assert split_text("Hi  there", "char") == ["H", "i", "▁", "t", "h", "e", "r", "e"]
     assert split_text("Hi  There", "word", lowercase=True) == ["hi", "there"]
+
+
+def test_a_models_tokenizer_gives_the_lm_its_tokens():
+    texts = ["the cat sat", "the dog sat on the mat"] * 20
+    tokenizer = SentencePieceTokenizer.train(texts, vocab_size=20)
+    pieces = split_text("the cat", tokenizer=tokenizer)
+    assert "".join(pieces).replace("▁", " ").strip() == "the cat"
+    assert set(pieces) <= set(tokenizer.symbols())
 
 
 def test_lm_command_trains_and_scores(tmp_path: Path, capsys):

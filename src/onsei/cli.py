@@ -277,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--unit", choices=("word", "char"), default="word", help="words, or characters (▁: space)"
     )
     lt.add_argument("--lowercase", action="store_true", help="lower-case the text first")
+    lt.add_argument(
+        "--tokenizer",
+        default=None,
+        metavar="EXP",
+        help="use the tokens of the model trained in EXP (e.g. BPE pieces) instead of --unit",
+    )
     lp = lm_commands.add_parser(
         "perplexity",
         help="per-token perplexity of a text under an ARPA model",
@@ -605,7 +611,12 @@ def _run_lm(args: argparse.Namespace) -> int:
     from onsei.lm.corpus import read_corpus
 
     if args.lm_command == "train":
-        sentences = list(read_corpus(args.corpus, args.unit, args.lowercase))
+        tokenizer = None
+        if args.tokenizer:
+            from onsei.text.tokenizers import load_tokenizer
+
+            tokenizer = load_tokenizer(args.tokenizer)
+        sentences = list(read_corpus(args.corpus, args.unit, args.lowercase, tokenizer))
         model = kneser_ney(sentences, args.order)
         write_arpa(model, args.output)
         sizes = ", ".join(f"{len(g)} {n}-grams" for n, g in enumerate(model.probabilities, 1))

@@ -1,12 +1,14 @@
 """Text for language models: a plain text file (one sentence per line) or a JSONL manifest
-(its ``text`` fields), cut into words or into characters (spaces as ``▁``, like the
-character tokenizer, so that a character LM's symbols are the model's tokens)."""
+(its ``text`` fields), cut into words, characters (spaces as ``▁``, like the character
+tokenizer) or a trained model's own tokens (e.g. its BPE pieces), so that a token LM's
+symbols are the model's tokens."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from onsei.data.manifest import read_manifest
 from onsei.errors import OptionError
@@ -16,8 +18,14 @@ from onsei.text.tokenizers import WORD_BOUNDARY, normalize_text
 UNITS = ("word", "char")
 
 
-def split_text(text: str, unit: str = "word", lowercase: bool = False) -> list[str]:
-    """The LM symbols of ``text``: its words, or its characters with ``▁`` for spaces."""
+def split_text(
+    text: str, unit: str = "word", lowercase: bool = False, tokenizer: Any = None
+) -> list[str]:
+    """The LM symbols of ``text``: its words, its characters with ``▁`` for spaces, or (with
+    a ``tokenizer``) the tokenizer's symbols for it."""
+    if tokenizer is not None:
+        symbols = tokenizer.symbols()
+        return [symbols[i] for i in tokenizer.encode(text)]
     text = normalize_text(text, lowercase)
     if unit == "word":
         return text.split()
@@ -27,7 +35,7 @@ def split_text(text: str, unit: str = "word", lowercase: bool = False) -> list[s
 
 
 def read_corpus(
-    path: str | os.PathLike, unit: str = "word", lowercase: bool = False
+    path: str | os.PathLike, unit: str = "word", lowercase: bool = False, tokenizer: Any = None
 ) -> Iterator[list[str]]:
     """The non-empty sentences of ``path`` as lists of symbols."""
     path = Path(path)
@@ -38,7 +46,7 @@ def read_corpus(
     else:
         texts = _lines(path)
     for text in texts:
-        symbols = split_text(text, unit, lowercase)
+        symbols = split_text(text, unit, lowercase, tokenizer)
         if symbols:
             yield symbols
 
