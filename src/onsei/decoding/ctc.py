@@ -181,10 +181,8 @@ class CTCPrefixBeamSearch:
         lm_state: tuple[str, ...] = self.lm.start() if self.lm is not None else ()
         return _Node(None, None, "", lm_state, (), 0.0, 0.0)
 
-    def _child(self, node: _Node, token: int) -> _Node:
-        child = node.children.get(token)
-        if child is not None:
-            return child
+    def _new_child(self, node: _Node, token: int) -> _Node:
+        """Create (and score, and link) the prefix ``node`` + ``token``."""
         symbol = self.symbols[token]
         fixed, lm_state, words, word = node.fixed, node.lm_state, node.words, node.word
         if self.token_lm:
@@ -258,8 +256,9 @@ class CTCPrefixBeamSearch:
             if not len(candidates):  # always try the likeliest token
                 masked = np.where(self.emittable, row, NEG_INF)
                 candidates = np.array([int(masked.argmax())])
-            candidate_list = [(int(c), float(row[c])) for c in candidates]
-            blank_logp = float(row[blank])
+            values = row.tolist()  # Python floats: faster to index than numpy scalars
+            candidate_list = [(c, values[c]) for c in candidates.tolist()]
+            blank_logp = values[blank]
             next_beams: dict[_Node, list[float]] = {}
             for node, (pb, pnb) in beams.items():
                 total = _logaddexp(pb, pnb)
@@ -268,9 +267,9 @@ class CTCPrefixBeamSearch:
                     entry = next_beams[node] = [NEG_INF, NEG_INF]
                 entry[0] = _logaddexp(entry[0], total + blank_logp)
                 if node.token is not None:  # the last label again, no blank between: same prefix
-                    entry[1] = _logaddexp(entry[1], pnb + float(row[node.token]))
+                    entry[1] = _logaddexp(entry[1], pnb + values[node.token])
                 for token, logp in candidate_list:
-                    child = self._child(node, token)
+                    child = node.children.get(token) or self._new_child(node, token)
                     extension = next_beams.get(child)
                     if extension is None:
                         extension = next_beams[child] = [NEG_INF, NEG_INF]
