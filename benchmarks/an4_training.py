@@ -192,7 +192,10 @@ def section() -> str:
         "Transformer, 7.4% WER / 3.6% CER with joint CTC/attention beam search (beam 10) and an "
         "LM, 200 GPU epochs.",
         "- One training run per family (an hour each), not a median: figures of a rerun differ "
-        "by the run-to-run spread of training (seeds are fixed, but thread timing is not).\n",
+        "by the run-to-run spread of training (seeds are fixed, but thread timing is not).",
+        "- Each row was measured by `.venv/bin/python benchmarks/an4_training.py accuracy "
+        "--families <family>`; the command above only rebuilt this section from the saved "
+        "figures.\n",
     ]
     if accuracy:
         rows = []
@@ -226,6 +229,9 @@ def section() -> str:
             "Trained (commit)",
         ]
         lines.append(common.markdown_table(headers, rows))
+    for family, r in accuracy.items():
+        if r.get("note"):
+            lines.append(f"- {LABELS[family]}: {r['note']}")
     missing = [LABELS[f] for f in FAMILIES if f not in accuracy]
     if missing:
         lines.append(f"Not measured yet: {', '.join(missing)}.\n")
