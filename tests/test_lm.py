@@ -175,3 +175,13 @@ def test_lm_command_trains_and_scores(tmp_path: Path, capsys):
     assert "no such language model" in capsys.readouterr().err
     assert main(["lm", "train", str(corpus), "-o", str(arpa), "--order", "0"]) == 2
     assert "order: must be at least 1" in capsys.readouterr().err
+
+
+def test_queries_agree_with_kenlm_when_it_is_installed(tmp_path: Path):
+    kenlm = pytest.importorskip("kenlm", reason="the kenlm module is optional and not installed")
+    model = kneser_ney(phrase_sentences(300), order=3)
+    path = write_arpa(model, tmp_path / "lm.arpa")
+    reference = kenlm.Model(str(path))
+    for words in phrase_sentences(50, seed=9) + [["the", "zebra", "saw", "it"]]:
+        expected = reference.score(" ".join(words), bos=True, eos=True)
+        assert model.sentence_log10_prob(words) == pytest.approx(expected, abs=1e-4)
