@@ -253,7 +253,8 @@ class CTCPrefixBeamSearch:
             candidates = np.flatnonzero(self.emittable & (row >= options.token_min_logp))
             if options.top_k and len(candidates) > options.top_k:
                 candidates = candidates[np.argsort(row[candidates])[-options.top_k :]]
-            if not len(candidates):  # always try the likeliest token
+            if not len(candidates) and row[blank] < options.token_min_logp:
+                # nothing is likely enough: try the likeliest token (blank is always tried)
                 masked = np.where(self.emittable, row, NEG_INF)
                 candidates = np.array([int(masked.argmax())])
             values = row.tolist()  # Python floats: faster to index than numpy scalars
