@@ -28,6 +28,7 @@ def networks(seed: int, sharpness: float = 1.0):
     return predictor, joint, encoded
 
 
+@torch.no_grad()
 def joint_log_probs(predictor, joint, encoded, frame: int, labels: tuple[int, ...]):
     state = predictor.init_state(1)
     output, state = predictor.step(torch.tensor([BLANK]), state)
@@ -50,6 +51,7 @@ def one_symbol_per_frame_sums(predictor, joint, encoded) -> dict[tuple[int, ...]
     return totals
 
 
+@torch.no_grad()
 def full_log_prob(predictor, joint, encoded, labels: tuple[int, ...]) -> float:
     """log P(labels) summed over every transducer alignment (the RNN-T loss)."""
     inputs = torch.tensor([[BLANK, *labels]])
