@@ -168,6 +168,26 @@ def test_ctc_learns_yesno_and_works_everywhere(tmp_path: Path, yesno_data: Path,
     test = str(yesno_data / "test.jsonl")
     assert main(["eval", str(exp), "--data", test, "--beam_size", "4", "--lm", str(lm)]) == 0
     assert float(capsys.readouterr().out.split("WER ")[1].split("%")[0]) < 20
+    bad_lm = tmp_path / "bad.arpa"
+    bad_lm.write_text("\\data\\\nngram 1=1\n")
+    lowercase_lm = tmp_path / "lower.arpa"
+    assert (
+        main(
+            ["lm", "train", str(yesno_data / "train.jsonl"), "-o", str(lowercase_lm), "--lowercase"]
+        )
+        == 0
+    )
+    for arguments, message in [
+        (["--beam_size", "0"], "beam_size: must be at least 1"),
+        (["--beam_size", "4", "--lm", str(bad_lm)], "not a complete ARPA file"),
+        (["--beam_size", "4", "--lm", str(lowercase_lm)], "do not match the model's tokens"),
+        (["--beam_size", "4", "--hotwords", "yes"], "hotword 'yes': the model has no token"),
+        (["--ctc_weight", "0.5"], "ctc_weight applies to joint CTC-attention models"),
+    ]:
+        capsys.readouterr()
+        assert main(["eval", str(exp), "--data", test, *arguments]) == 2, arguments
+        error = capsys.readouterr().err
+        assert message in error and error.count("\n") == 1, error
     code = main(
         [
             "transcribe",

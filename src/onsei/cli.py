@@ -410,7 +410,7 @@ def _add_trained_search_arguments(parser: argparse.ArgumentParser) -> None:
 def search_options(args: argparse.Namespace) -> dict[str, Any]:
     """The ``SearchOptions`` of a trained model, from ``transcribe`` or ``eval`` arguments."""
     return {
-        "beam_size": args.beam_size or 1,
+        "beam_size": 1 if args.beam_size is None else args.beam_size,
         "hotwords": args.hotwords or (),
         "lm": args.lm,
         "lm_weight": args.lm_weight,

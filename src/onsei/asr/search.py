@@ -9,6 +9,7 @@ transducers the time-synchronous or Graves beam search of ``onsei.decoding.trans
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from functools import cache
 from typing import Any
@@ -78,8 +79,17 @@ class Recognized:
     """Word frames (encoder frames), when the search tracks them."""
 
 
-@cache
 def _load_lm(path: str) -> NgramLM:
+    """The ARPA model at ``path``, read once while the file stays unchanged."""
+    try:
+        changed = os.stat(path).st_mtime_ns
+    except OSError:
+        changed = 0  # read_arpa reports the missing file
+    return _read_arpa_cached(path, changed)
+
+
+@cache
+def _read_arpa_cached(path: str, changed: int) -> NgramLM:
     return read_arpa(path)
 
 
