@@ -17,6 +17,7 @@ import onsei
 from onsei.asr import trainer as trainer_module
 from onsei.asr.models import build_model
 from onsei.asr.recipe import load_recipe
+from onsei.asr.recognizer import TrainedRecognizer
 from onsei.asr.trainer import Trainer
 from onsei.cli import main
 from onsei.data.batching import Batch
@@ -157,6 +158,19 @@ def test_ctc_learns_yesno_and_works_everywhere(tmp_path: Path, yesno_data: Path,
     assert (
         sum(a == b for a, b in zip(words, "NO NO YES NO YES NO NO YES".split(), strict=False)) >= 6
     )
+    searches = []
+    real_transcribe = TrainedRecognizer.transcribe
+
+    def spy(self, audio, **options):
+        searches.append(options["beam_size"])
+        return real_transcribe(self, audio, **options)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TrainedRecognizer, "transcribe", spy)
+        for beam in ([], ["--beam_size", "5"]):  # greedy unless a beam is asked for, even 5
+            output = ["-o", str(tmp_path / "spy"), "--overwrite", "--verbose", "False"]
+            assert main(["transcribe", str(wav), "--model", str(exp), *output, *beam]) == 0
+    assert searches == [1, 5]
     capsys.readouterr()
     code = main(["transcribe", str(wav), "--model", str(exp), "--temperature", "0.4"])
     assert code == 2 and "applies to Whisper models only" in capsys.readouterr().err

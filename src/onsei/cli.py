@@ -35,6 +35,10 @@ def optional_int(value: str) -> int | None:
     return None if value == "None" else int(value)
 
 
+class DefaultInt(int):
+    """An integer default that can be told apart from the same number typed by the user."""
+
+
 def optional_float(value: str) -> float | None:
     return None if value == "None" else float(value)
 
@@ -95,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--best_of", type=optional_int, default=5, help="candidates when sampling (temperature > 0)"
     )
     t.add_argument(
-        "--beam_size", type=optional_int, default=5, help="beams at temperature 0 (None: greedy)"
+        "--beam_size",
+        type=optional_int,
+        default=DefaultInt(5),
+        help="beams at temperature 0 (None: greedy); trained models: greedy unless given",
     )
     t.add_argument("--patience", type=optional_float, default=None, help="beam search patience")
     t.add_argument(
@@ -485,7 +492,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
             )
         options: dict[str, Any] = {
             **search_options(args),
-            "beam_size": args.beam_size if "beam_size" in explicit else 1,  # greedy by default
+            "beam_size": 1 if isinstance(args.beam_size, DefaultInt) else args.beam_size or 1,
             "word_timestamps": args.word_timestamps,
         }
     else:
