@@ -22,10 +22,9 @@ from typing import Any
 import torch
 
 from onsei.decoding.ctc_prefix_score import CTCPrefixScorer
+from onsei.decoding.log_space import NEG_INF
 from onsei.errors import OptionError
 from onsei.lm.arpa import EOS, NgramLM
-
-NEG_INF = float("-inf")
 
 
 @dataclass

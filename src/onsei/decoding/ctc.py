@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from onsei.decoding.log_space import NEG_INF, logaddexp
 from onsei.errors import OptionError
 from onsei.lm.arpa import BOS, EOS, UNK, LanguageModelError, NgramLM
 from onsei.text.tokenizers import WORD_BOUNDARY
-
-NEG_INF = float("-inf")
 
 
 def ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> list[list[int]]:
@@ -262,13 +261,13 @@ class CTCPrefixBeamSearch:
             blank_logp = values[blank]
             next_beams: dict[_Node, list[float]] = {}
             for node, (pb, pnb) in beams.items():
-                total = _logaddexp(pb, pnb)
+                total = logaddexp(pb, pnb)
                 entry = next_beams.get(node)
                 if entry is None:
                     entry = next_beams[node] = [NEG_INF, NEG_INF]
-                entry[0] = _logaddexp(entry[0], total + blank_logp)
+                entry[0] = logaddexp(entry[0], total + blank_logp)
                 if node.token is not None:  # the last label again, no blank between: same prefix
-                    entry[1] = _logaddexp(entry[1], pnb + values[node.token])
+                    entry[1] = logaddexp(entry[1], pnb + values[node.token])
                 for token, logp in candidate_list:
                     child = node.children.get(token) or self._new_child(node, token)
                     extension = next_beams.get(child)
@@ -276,7 +275,7 @@ class CTCPrefixBeamSearch:
                         extension = next_beams[child] = [NEG_INF, NEG_INF]
                     source = pb if token == node.token else total
                     joint = source + logp
-                    extension[1] = _logaddexp(extension[1], joint)
+                    extension[1] = logaddexp(extension[1], joint)
                     if joint > child.entry:
                         child.entry, child.frame, child.logp = joint, frame, logp
             beams = self._prune(next_beams)
@@ -284,7 +283,7 @@ class CTCPrefixBeamSearch:
 
     def _prune(self, beams: dict[_Node, list[float]]) -> dict[_Node, list[float]]:
         scored = [
-            (_logaddexp(pb, pnb) + node.fixed + node.partial, node)
+            (logaddexp(pb, pnb) + node.fixed + node.partial, node)
             for node, (pb, pnb) in beams.items()
         ]
         best = heapq.nlargest(self.options.beam_size, scored, key=lambda item: item[0])
@@ -296,7 +295,7 @@ class CTCPrefixBeamSearch:
     def _finish(self, beams: dict[_Node, list[float]]) -> list[Hypothesis]:
         finals = []
         for node, (pb, pnb) in beams.items():
-            acoustic = _logaddexp(pb, pnb)
+            acoustic = logaddexp(pb, pnb)
             finals.append((acoustic + self._end_score(node), acoustic, node))
         finals.sort(key=lambda item: item[0], reverse=True)
         return [self._hypothesis(*item) for item in finals[: self.options.nbest]]
@@ -338,14 +337,6 @@ def _forget(dropped: list[_Node], kept: dict[_Node, list[float]]) -> None:
             if parent.children.get(node.token) is node:
                 del parent.children[node.token]
             node = parent
-
-
-def _logaddexp(a: float, b: float) -> float:
-    if a < b:
-        a, b = b, a
-    if b == NEG_INF:
-        return a
-    return a + math.log1p(math.exp(b - a))
 
 
 def is_token_lm(lm: NgramLM, symbols: Sequence[str]) -> bool:

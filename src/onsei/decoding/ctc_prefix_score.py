@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-NEG_INF = float("-inf")
+from onsei.decoding.log_space import NEG_INF
 
 
 @dataclass

@@ -8,14 +8,12 @@ prediction network's output per label sequence, so each distinct prefix runs it 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
+from onsei.decoding.log_space import NEG_INF, logaddexp
 from onsei.errors import OptionError
-
-NEG_INF = float("-inf")
 
 
 @dataclass
@@ -113,7 +111,7 @@ class TransducerBeamSearch:
                 sequence, token = sequences[flat // vocab], flat % vocab
                 if token != self.blank:
                     sequence = (*sequence, token)
-                extended[sequence] = _logaddexp(extended.get(sequence, NEG_INF), value)
+                extended[sequence] = logaddexp(extended.get(sequence, NEG_INF), value)
             hypotheses = extended
         return [TransducerHypothesis(s, v) for s, v in hypotheses.items()]
 
@@ -137,7 +135,7 @@ class TransducerBeamSearch:
                     if floor >= score:
                         break
                 log_probs = self._log_probs(frame, [best])[0]
-                kept[best] = _logaddexp(
+                kept[best] = logaddexp(
                     kept.get(best, NEG_INF), score + float(log_probs[self.blank])
                 )
                 if emitted[best] >= options.max_symbols_per_frame:
@@ -146,15 +144,7 @@ class TransducerBeamSearch:
                 values, tokens = log_probs.topk(min(beam, log_probs.numel() - 1))
                 for value, token in zip(values.tolist(), tokens.tolist(), strict=True):
                     sequence = (*best, token)
-                    queue[sequence] = _logaddexp(queue.get(sequence, NEG_INF), score + value)
+                    queue[sequence] = logaddexp(queue.get(sequence, NEG_INF), score + value)
                     emitted[sequence] = emitted[best] + 1
             kept = dict(sorted(kept.items(), key=lambda item: item[1], reverse=True)[:beam])
         return [TransducerHypothesis(s, v) for s, v in kept.items()]
-
-
-def _logaddexp(a: float, b: float) -> float:
-    if a < b:
-        a, b = b, a
-    if b == NEG_INF:
-        return a
-    return a + math.log1p(math.exp(b - a))
