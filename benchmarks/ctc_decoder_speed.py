@@ -202,7 +202,7 @@ def main() -> None:
             for kind in decoders:
                 decoder = kind(symbols, beam, lm_path, weight, bonus)
                 seconds, texts = timed(decoder, test, args.runs)
-                long_seconds, _ = timed(decoder, long_input, 1)
+                long_seconds, _ = timed(decoder, long_input, args.runs)
                 wer = common.corpus_wer(references, texts)
                 rows.append(
                     [
@@ -211,7 +211,7 @@ def main() -> None:
                         kind.name,
                         f"{wer:.2%}",
                         f"{seconds:.2f}",
-                        f"{long_seconds:.1f}",
+                        f"{long_seconds:.2f}",
                     ]
                 )
                 print(" | ".join(map(str, rows[-1])), flush=True)

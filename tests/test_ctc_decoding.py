@@ -160,3 +160,94 @@ def test_bad_options_and_mismatched_lms_are_named():
     lowercase = kneser_ney([["ab", "ba"], ["ba"]], order=2)
     with pytest.raises(LanguageModelError, match="do not match the model's tokens"):
         CTCPrefixBeamSearch(SYMBOLS, CTCBeamOptions(), lowercase)
+
+
+def frame_by_frame_search(
+    log_probs: np.ndarray, beam_size: int, token_min_logp: float, beam_prune_logp: float
+) -> list[tuple[float, tuple[int, ...]]]:
+    """Textbook prefix beam search over SYMBOLS, one frame at a time, with the decoder's
+    pruning rules: tokens (blank too) below ``token_min_logp`` are not tried, except the
+    likeliest; the ``beam_size`` best are kept, less those ``beam_prune_logp`` below the best."""
+    tokens = (0, 1, 2, 3, 4)
+    beams: dict[tuple[int, ...], list[float]] = {(): [0.0, -math.inf]}
+    for row in log_probs:
+        tried = {c for c in tokens if row[c] >= token_min_logp}
+        tried.add(max(tokens, key=lambda c: row[c]))
+        grown: dict[tuple[int, ...], list[float]] = defaultdict(lambda: [-math.inf, -math.inf])
+        for prefix, (pb, pnb) in beams.items():
+            total = np.logaddexp(pb, pnb)
+            if 0 in tried:
+                grown[prefix][0] = np.logaddexp(grown[prefix][0], total + row[0])
+            if prefix and prefix[-1] in tried:
+                grown[prefix][1] = np.logaddexp(grown[prefix][1], pnb + row[prefix[-1]])
+            for c in tried - {0}:
+                source = pb if prefix and prefix[-1] == c else total
+                grown[prefix + (c,)][1] = np.logaddexp(grown[prefix + (c,)][1], source + row[c])
+        ranked = sorted(grown.items(), key=lambda item: -np.logaddexp(*item[1]))[:beam_size]
+        floor = np.logaddexp(*ranked[0][1]) + beam_prune_logp
+        beams = {p: v for p, v in ranked if np.logaddexp(*v) >= floor and v != [-math.inf] * 2}
+    return sorted(((np.logaddexp(*v), prefix) for prefix, v in beams.items()), reverse=True)
+
+
+def blank_heavy_log_probs(frames: int, seed: int) -> np.ndarray:
+    """Posteriors whose frames are mostly blank-dominated, in runs, with some probability
+    left on the other tokens: what a trained CTC model gives, but far less peaky."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(frames, len(SYMBOLS)))
+    logits[:, 0] += np.where(rng.random(frames) < 0.7, 2.5, 0.0)
+    logits[:, 5] = -np.inf  # <sos/eos>
+    return logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(
+    ("beam_size", "token_min_logp", "beam_prune_logp"), [(8, -0.8, -1.0), (3, -2.0, -30.0)]
+)
+def test_pruned_search_equals_the_frame_by_frame_search(
+    seed: int, beam_size: int, token_min_logp: float, beam_prune_logp: float
+):
+    # runs of frames that try one token only are applied in one step: same beams, same scores
+    log_probs = blank_heavy_log_probs(40, seed)
+    options = CTCBeamOptions(
+        beam_size=beam_size,
+        nbest=beam_size,
+        token_min_logp=token_min_logp,
+        beam_prune_logp=beam_prune_logp,
+    )
+    hypotheses = CTCPrefixBeamSearch(SYMBOLS, options).decode(log_probs)
+    expected = frame_by_frame_search(log_probs, beam_size, token_min_logp, beam_prune_logp)
+    assert [tuple(h.tokens) for h in hypotheses] == [prefix for _, prefix in expected][
+        : len(hypotheses)
+    ]
+    assert len(hypotheses) == min(len(expected), beam_size)
+    for hypothesis, (log_prob, _) in zip(hypotheses, expected, strict=False):
+        assert hypothesis.acoustic == pytest.approx(log_prob, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("scorer", ["none", "word LM", "char LM", "hotwords"])
+def test_the_one_best_search_drops_only_hypotheses_that_cannot_win(seed: int, scorer: str):
+    # a 1-best search recombines prefixes with the same future; the n-best search does not
+    lm = {
+        "word LM": kneser_ney(word_lm_sentences(), order=2),
+        "char LM": kneser_ney([list("AB▁BA"), list("AB"), list("BB▁A")], order=3),
+    }.get(scorer)
+    hotwords = ("BA",) if scorer == "hotwords" else ()
+    log_probs = blank_heavy_log_probs(12, seed)
+
+    def search(nbest: int) -> CTCPrefixBeamSearch:
+        options = CTCBeamOptions(
+            beam_size=5000,
+            nbest=nbest,
+            token_min_logp=-2.5,
+            beam_prune_logp=-math.inf,
+            lm_weight=0.8,
+            word_bonus=0.3,
+            hotwords=hotwords,
+        )
+        return CTCPrefixBeamSearch(SYMBOLS, options, lm)
+
+    best = search(1).decode(log_probs)[0]
+    reference = search(5000).decode(log_probs)[0]
+    assert best.tokens == reference.tokens
+    assert best.score == pytest.approx(reference.score, abs=1e-9)

@@ -7,6 +7,14 @@ different alignments are merged exactly; a repeated label extends the prefix onl
 blank. Prefixes live in a trie (one node per prefix, shared by every hypothesis that has it),
 so extending, merging and scoring a prefix costs the same at frame 10 and at frame 100,000.
 
+Per frame, only tokens (blank included) at least ``token_min_logp`` likely are tried, and
+always the likeliest (the pruning pyctcdecode uses too). Two things then make the search fast
+without changing what it finds: a frame that tries one token only, the same as the frame
+before (most frames of a peaky CTC model), adds that token's probability to every beam, so a
+run of them costs one step per beam; and a 1-best search drops a beam as soon as another with
+the same future (last token, word in progress, LM state) has both higher blank- and
+label-ending scores: it can never win.
+
 Scores are natural logs. A hypothesis ranks by ``acoustic + lm_weight * lm + word_bonus *
 words + hotword bonuses``. The LM is either a token LM (its symbols are the model's tokens, as
 ``onsei lm train --unit char`` writes for a character model), applied at every token, or a word
@@ -53,9 +61,11 @@ class CTCBeamOptions:
     """Added (times ``lm_weight``) for a word the word LM does not know, and as soon as a word in
     progress is no LM word's beginning."""
     token_min_logp: float = -10.0
-    """Per frame, tokens less likely than this (natural log) are not tried."""
+    """Per frame, tokens less likely than this (natural log; blank included) are not tried,
+    neither to grow a prefix nor to continue one, except the frame's likeliest token."""
     top_k: int = 0
-    """Per frame, at most this many tokens are tried (0: no limit besides ``token_min_logp``)."""
+    """Per frame, at most this many labels (besides blank) are tried (0: no limit besides
+    ``token_min_logp``)."""
     beam_prune_logp: float = -20.0
     """Hypotheses this far below the best are dropped, even if the beam has room."""
     hotwords: tuple[str, ...] = ()
@@ -116,9 +126,11 @@ class _Node:
         "words",
         "fixed",
         "partial",
+        "future",
+        "future_hash",
     )
 
-    def __init__(self, token, parent, word, lm_state, words, fixed, partial):
+    def __init__(self, token, parent, word, lm_state, words, fixed, partial, future):
         self.token: int | None = token
         self.parent: _Node | None = parent
         self.depth: int = 0 if parent is None else parent.depth + 1
@@ -138,6 +150,10 @@ class _Node:
         """Score of everything complete: LM, bonuses, finished hotwords."""
         self.partial: float = partial
         """Score of the word in progress: unknown-prefix penalty, hotword share."""
+        self.future: tuple = future
+        """All that the scores of this prefix's continuations depend on (besides its own
+        probabilities): prefixes with the same ``future`` can be recombined."""
+        self.future_hash: int = hash(future)
 
 
 class CTCPrefixBeamSearch:
@@ -178,7 +194,7 @@ class CTCPrefixBeamSearch:
 
     def _root(self) -> _Node:
         lm_state: tuple[str, ...] = self.lm.start() if self.lm is not None else ()
-        return _Node(None, None, "", lm_state, (), 0.0, 0.0)
+        return _Node(None, None, "", lm_state, (), 0.0, 0.0, (None, "", lm_state, ()))
 
     def _new_child(self, node: _Node, token: int) -> _Node:
         """Create (and score, and link) the prefix ``node`` + ``token``."""
@@ -194,7 +210,9 @@ class CTCPrefixBeamSearch:
         else:
             word += symbol
         partial = self._partial_score(word, words)
-        child = _Node(token, node, word, lm_state, words, fixed, partial)
+        # the word in progress matters to a word LM and to hotwords only
+        future = (token, word if self.word_prefixes or self.hotwords else "", lm_state, words)
+        child = _Node(token, node, word, lm_state, words, fixed, partial, future)
         node.children[token] = child
         return child
 
@@ -242,54 +260,122 @@ class CTCPrefixBeamSearch:
     # -- search ------------------------------------------------------------------------------
 
     def decode(self, log_probs: np.ndarray) -> list[Hypothesis]:
-        """``(T, V)`` natural-log posteriors -> the ``nbest`` best hypotheses, best first."""
-        options = self.options
+        """``(T, V)`` natural-log posteriors -> the ``nbest`` best hypotheses, best first.
+
+        Most frames of a peaky CTC model try one token only: blank, or the label tried
+        alone on the frame before. On such a frame no prefix is created, merged or dropped,
+        and no ranking changes: every beam adds that token's log posterior (blank: to its
+        total, which then all ends in blank). A run of them costs one step per beam,
+        whatever its length; the other frames extend the prefixes one by one.
+        """
         log_probs = np.asarray(log_probs, dtype=np.float64)
-        blank = self.blank
-        root = self._root()
-        beams: dict[_Node, list[float]] = {root: [0.0, NEG_INF]}
-        for frame, row in enumerate(log_probs):
-            candidates = np.flatnonzero(self.emittable & (row >= options.token_min_logp))
-            if options.top_k and len(candidates) > options.top_k:
-                candidates = candidates[np.argsort(row[candidates])[-options.top_k :]]
-            if not len(candidates) and row[blank] < options.token_min_logp:
-                # nothing is likely enough: try the likeliest token (blank is always tried)
-                masked = np.where(self.emittable, row, NEG_INF)
-                candidates = np.array([int(masked.argmax())])
-            values = row.tolist()  # Python floats: faster to index than numpy scalars
-            candidate_list = [(c, values[c]) for c in candidates.tolist()]
-            blank_logp = values[blank]
-            next_beams: dict[_Node, list[float]] = {}
-            for node, (pb, pnb) in beams.items():
-                total = logaddexp(pb, pnb)
+        length = len(log_probs)
+        tried = self._tried_tokens(log_probs)  # (T, V)
+        alone = np.where(tried.sum(axis=1) == 1, tried.argmax(axis=1), -1)
+        in_run = alone == self.blank
+        in_run[1:] |= (alone[1:] >= 0) & (alone[1:] == alone[:-1])
+        frames = np.flatnonzero(~in_run)  # the frames that extend prefixes
+        # the runs: before each of those frames, and after the last
+        run_logp = np.where(in_run, log_probs[np.arange(length), alone], 0.0)
+        before = np.concatenate([[0.0], np.cumsum(run_logp)])  # (T + 1,)
+        run_ends = np.append(frames, length)
+        run_starts = np.concatenate([[0], frames + 1])
+        runs = list(
+            zip(
+                (run_ends > run_starts).tolist(),
+                (before[run_ends] - before[run_starts]).tolist(),
+                (alone[np.maximum(run_ends - 1, 0)] == self.blank).tolist(),
+                strict=True,
+            )
+        )
+        # the extending frames' posteriors and tried labels as Python objects, all at once
+        rows = log_probs[frames].tolist()
+        blank_tried = tried[frames, self.blank].tolist()
+        labels_tried = tried[frames] & self.emittable
+        label_ids = np.nonzero(labels_tried)[1].tolist()
+        offsets = np.concatenate([[0], np.cumsum(labels_tried.sum(axis=1))]).tolist()
+        beams: dict[_Node, list[float]] = {self._root(): [0.0, NEG_INF]}
+        for i, frame in enumerate(frames.tolist()):
+            if runs[i][0]:
+                beams = _run(beams, *runs[i][1:])
+            labels = label_ids[offsets[i] : offsets[i + 1]]
+            extended = self._extend(beams, frame, rows[i], labels, blank_tried[i])
+            beams = self._prune(extended, beams)
+        if runs[-1][0]:
+            beams = _run(beams, *runs[-1][1:])
+        return self._finish(beams)
+
+    def _tried_tokens(self, log_probs: np.ndarray) -> np.ndarray:
+        """Which tokens (blank included) each frame tries ``(T, V)``: those at least
+        ``token_min_logp`` likely, at most ``top_k`` labels of them, and always the likeliest."""
+        options = self.options
+        allowed = self.emittable.copy()
+        allowed[self.blank] = True
+        tried = allowed & (log_probs >= options.token_min_logp)
+        if options.top_k and options.top_k < int(self.emittable.sum()):
+            labels = np.where(self.emittable & tried, log_probs, NEG_INF)
+            kth = -np.partition(-labels, options.top_k - 1, axis=1)[:, options.top_k - 1]
+            tried &= ~self.emittable | (log_probs >= kth[:, None])
+        likeliest = np.where(allowed, log_probs, NEG_INF).argmax(axis=1)
+        tried[np.arange(len(log_probs)), likeliest] = True
+        return tried
+
+    def _extend(
+        self,
+        beams: dict[_Node, list[float]],
+        frame: int,
+        row: list[float],
+        labels: list[int],
+        blank_tried: bool,
+    ) -> dict[_Node, list[float]]:
+        """One frame of prefix beam search, with posteriors ``row`` ``(V,)``, trying the
+        ``labels`` (and blank if ``blank_tried``): every beam stays (by blank, or by its last
+        label again) or grows by a label; prefixes reached twice merge; a beam none of whose
+        continuations is tried ends."""
+        blank_logp = row[self.blank]
+        next_beams: dict[_Node, list[float]] = {}
+        for node, (pb, pnb) in beams.items():
+            total = logaddexp(pb, pnb)
+            repeated = node.token in labels
+            if blank_tried or repeated:
                 entry = next_beams.get(node)
                 if entry is None:
                     entry = next_beams[node] = [NEG_INF, NEG_INF]
-                entry[0] = logaddexp(entry[0], total + blank_logp)
-                if node.token is not None:  # the last label again, no blank between: same prefix
-                    entry[1] = logaddexp(entry[1], pnb + values[node.token])
-                for token, logp in candidate_list:
-                    child = node.children.get(token) or self._new_child(node, token)
-                    extension = next_beams.get(child)
-                    if extension is None:
-                        extension = next_beams[child] = [NEG_INF, NEG_INF]
-                    source = pb if token == node.token else total
-                    joint = source + logp
-                    extension[1] = logaddexp(extension[1], joint)
-                    if joint > child.entry:
-                        child.entry, child.frame, child.logp = joint, frame, logp
-            beams = self._prune(next_beams)
-        return self._finish(beams)
+                if blank_tried:
+                    entry[0] = logaddexp(entry[0], total + blank_logp)
+                if repeated:  # the last label again, no blank between: the same prefix
+                    entry[1] = logaddexp(entry[1], pnb + row[node.token])
+            for token in labels:
+                child = node.children.get(token) or self._new_child(node, token)
+                extension = next_beams.get(child)
+                if extension is None:
+                    extension = next_beams[child] = [NEG_INF, NEG_INF]
+                logp = row[token]
+                joint = (pb if token == node.token else total) + logp
+                extension[1] = logaddexp(extension[1], joint)
+                if joint > child.entry:
+                    child.entry, child.frame, child.logp = joint, frame, logp
+        return next_beams
 
-    def _prune(self, beams: dict[_Node, list[float]]) -> dict[_Node, list[float]]:
-        scored = [
-            (logaddexp(pb, pnb) + node.fixed + node.partial, node)
-            for node, (pb, pnb) in beams.items()
-        ]
-        best = heapq.nlargest(self.options.beam_size, scored, key=lambda item: item[0])
-        floor = best[0][0] + self.options.beam_prune_logp
-        kept = {node: beams[node] for score, node in best if score >= floor}
-        _forget(sorted((n for n in beams if n not in kept), key=lambda n: -n.depth), kept)
+    def _prune(
+        self, beams: dict[_Node, list[float]], previous: dict[_Node, list[float]]
+    ) -> dict[_Node, list[float]]:
+        """The ``beam_size`` best of ``beams``, less those ``beam_prune_logp`` below the best
+        (and, for a 1-best search, less those that can never become the best); the prefixes
+        dropped, and those of the ``previous`` beams that did not go on, leave the trie."""
+        kept = beams
+        if len(beams) > 1:
+            candidates = _recombine(beams) if self.options.nbest == 1 else beams
+            scored = [
+                (logaddexp(pb, pnb) + node.fixed + node.partial, node)
+                for node, (pb, pnb) in candidates.items()
+            ]
+            best = heapq.nlargest(self.options.beam_size, scored, key=lambda item: item[0])
+            floor = max(best[0][0] + self.options.beam_prune_logp, NEG_INF)
+            kept = {node: beams[node] for score, node in best if score > floor}
+        dropped = [n for n in beams if n not in kept] + [n for n in previous if n not in beams]
+        if dropped:
+            _forget(sorted(dropped, key=lambda n: -n.depth), kept)
         return kept
 
     def _finish(self, beams: dict[_Node, list[float]]) -> list[Hypothesis]:
@@ -325,6 +411,60 @@ class CTCPrefixBeamSearch:
             words[-1].tokens += 1
         text = " ".join(w.word for w in words)
         return Hypothesis(tokens, text, score, acoustic, words)
+
+
+def _run(beams: dict[_Node, list[float]], log_prob: float, blank: bool) -> dict[_Node, list[float]]:
+    """Every beam through a run of frames of log probability ``log_prob`` that try blank
+    only (``blank``), or the label that every beam ends in only."""
+    if blank:
+        return {node: [logaddexp(pb, pnb) + log_prob, NEG_INF] for node, (pb, pnb) in beams.items()}
+    return {node: [pb + log_prob, pnb + log_prob] for node, (pb, pnb) in beams.items()}
+
+
+def _recombine(beams: dict[_Node, list[float]]) -> dict[_Node, list[float]]:
+    """Drop the beams that another beam with the same ``future`` dominates.
+
+    Continuations of two such prefixes gain the same scores from the same blank-ending and
+    label-ending probabilities, so if one has both (plus its score so far) at least as high
+    as the other, every continuation of the other stays below the same continuation of the
+    first: the other cannot end up the best. Unless it can still grow into another beam or
+    be grown into by one, and add to it or be added to: a beam with a live descendant or
+    ancestor stays.
+    """
+    groups: dict[int, list[tuple[float, float, _Node]]] = {}
+    for node, (pb, pnb) in beams.items():
+        offset = node.fixed + node.partial
+        groups.setdefault(node.future_hash, []).append((pb + offset, pnb + offset, node))
+    if len(groups) == len(beams):
+        return beams
+    kept: dict[_Node, list[float]] = {}
+    shallowest = min(node.depth for node in beams)
+    for members in groups.values():
+        if len(members) > 1:
+            members.sort(key=lambda member: -logaddexp(member[0], member[1]))
+        leaders: list[tuple[float, float, _Node]] = []
+        for pb, pnb, node in members:
+            dominated = any(
+                pb <= lead_pb and pnb <= lead_pnb and node.future == lead.future
+                for lead_pb, lead_pnb, lead in leaders
+            )
+            # (a prefix with children in the trie may have live descendants: it stays)
+            if dominated and not node.children and not _has_ancestor_in(node, beams, shallowest):
+                continue
+            leaders.append((pb, pnb, node))
+            kept[node] = beams[node]
+    return kept
+
+
+def _has_ancestor_in(node: _Node, beams: dict[_Node, list[float]], shallowest: int) -> bool:
+    """Whether one of ``node``'s ancestors is among the ``beams`` (none shallower than
+    ``shallowest``)."""
+    ancestor = node.parent
+    while ancestor is not None and ancestor.depth >= shallowest:
+        if ancestor in beams:
+            return True
+        ancestor = ancestor.parent
+    return False
 
 
 def _forget(dropped: list[_Node], kept: dict[_Node, list[float]]) -> None:
