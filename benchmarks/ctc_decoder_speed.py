@@ -175,6 +175,18 @@ def timed(decoder, inputs: list[np.ndarray], runs: int) -> tuple[float, list[str
     return common.median(times), texts
 
 
+def speedups(times: dict[tuple[str, int, str], tuple[float, float]]) -> list[list]:
+    rows = []
+    for (lm_name, beam, name), (seconds, long_seconds) in times.items():
+        if name == "onsei":
+            continue
+        ours, ours_long = times[lm_name, beam, "onsei"]
+        rows.append(
+            [lm_name, beam, name, f"{seconds / ours:.1f}x", f"{long_seconds / ours_long:.1f}x"]
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -194,7 +206,7 @@ def main() -> None:
         ("word 3-gram", lms["word"], (OnseiDecoder, PyctcdecodeDecoder)),
         ("char 6-gram", lms["char"], (OnseiDecoder, FlashlightDecoder)),
     ]
-    rows = []
+    rows, times = [], {}
     for lm_name, lm_path, decoders in cases:
         weight = weights["lm_weight"] if lm_path else 0.0
         bonus = weights["word_bonus"] if lm_path else 0.0
@@ -204,6 +216,7 @@ def main() -> None:
                 seconds, texts = timed(decoder, test, args.runs)
                 long_seconds, _ = timed(decoder, long_input, args.runs)
                 wer = common.corpus_wer(references, texts)
+                times[lm_name, beam, kind.name] = (seconds, long_seconds)
                 rows.append(
                     [
                         lm_name,
@@ -225,6 +238,8 @@ def main() -> None:
         f"- LM weight {weights['lm_weight']}, word bonus {weights['word_bonus']} (chosen on dev "
         "for onsei by an4_decoding.py); token_min_logp -5, beam_prune_logp -10.\n\n"
         + common.markdown_table(headers, rows)
+        + "\n\nonsei's speed-up (peer's time / onsei's time):\n\n"
+        + common.markdown_table(["LM", "Beam", "Peer", "AN4 test", "10-min input"], speedups(times))
     )
     common.write_section("ctc_decoder_speed", body)
 
