@@ -251,3 +251,21 @@ def test_the_one_best_search_drops_only_hypotheses_that_cannot_win(seed: int, sc
     reference = search(5000).decode(log_probs)[0]
     assert best.tokens == reference.tokens
     assert best.score == pytest.approx(reference.score, abs=1e-9)
+
+
+def test_a_kenlm_model_fuses_like_the_same_arpa_model(tmp_path):
+    pytest.importorskip("kenlm", reason="the kenlm module is optional and not installed")
+    from onsei.lm import write_arpa
+    from onsei.lm.kenlm_model import KenLMModel
+
+    for sentences, order in ((word_lm_sentences(), 2), ([list("AB▁BA"), list("BB▁A")], 3)):
+        lm = kneser_ney(sentences, order=order)
+        kenlm_model = KenLMModel(write_arpa(lm, tmp_path / f"lm{order}.arpa"))
+        options = CTCBeamOptions(beam_size=2000, lm_weight=0.7, word_bonus=0.4, **EXACT)
+        ours = CTCPrefixBeamSearch(SYMBOLS, options, lm)
+        theirs = CTCPrefixBeamSearch(SYMBOLS, options, kenlm_model)
+        assert theirs.token_lm == ours.token_lm == (order == 3)
+        log_probs = random_log_probs(6, order)
+        best, their_best = ours.decode(log_probs)[0], theirs.decode(log_probs)[0]
+        assert their_best.tokens == best.tokens
+        assert their_best.score == pytest.approx(best.score, abs=1e-3)

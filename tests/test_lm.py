@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import random
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from onsei.cli import main
-from onsei.lm import LanguageModelError, kneser_ney, read_arpa, write_arpa
+from onsei.lm import LanguageModelError, kneser_ney, load_language_model, read_arpa, write_arpa
 from onsei.lm.corpus import split_text
+from onsei.lm.kenlm_model import KENLM_MAGIC, KenLMModel
 from onsei.lm.kneser_ney import FALLBACK_DISCOUNTS, _adjusted_counts, _discounts
 from onsei.text.tokenizers import SentencePieceTokenizer
 
@@ -185,3 +188,30 @@ def test_queries_agree_with_kenlm_when_it_is_installed(tmp_path: Path):
     for words in phrase_sentences(50, seed=9) + [["the", "zebra", "saw", "it"]]:
         expected = reference.score(" ".join(words), bos=True, eos=True)
         assert model.sentence_log10_prob(words) == pytest.approx(expected, abs=1e-4)
+
+
+def test_kenlm_models_answer_the_decoders_queries_like_arpa_ones(tmp_path: Path):
+    pytest.importorskip("kenlm", reason="the kenlm module is optional and not installed")
+    arpa = write_arpa(kneser_ney(phrase_sentences(300), order=3), tmp_path / "lm.arpa")
+    ours, theirs = read_arpa(arpa), KenLMModel(arpa)  # KenLM reads ARPA as well as binaries
+    assert theirs.vocabulary is None and theirs.order == 3
+    assert theirs.knows("cat") and not theirs.knows("zebra")
+    state, their_state = ours.start(), theirs.start()
+    for word in ["the", "cat", "saw", "zebra", "</s>"]:
+        log_prob, state = ours.score(state, word)
+        their_log_prob, their_state = theirs.score(their_state, word)
+        assert their_log_prob == pytest.approx(log_prob, abs=1e-4)
+    sentences = phrase_sentences(20, seed=3)
+    assert theirs.perplexity(sentences) == pytest.approx(ours.perplexity(sentences), rel=1e-4)
+
+
+def test_a_kenlm_binary_needs_the_kenlm_module(tmp_path: Path, monkeypatch):
+    fake = tmp_path / "lm.bin"
+    fake.write_bytes(KENLM_MAGIC + b"http://kheafield.com/code format version 5\n\0garbage")
+    monkeypatch.setitem(sys.modules, "kenlm", None)  # as if not installed
+    with pytest.raises(LanguageModelError, match="lm.bin: a KenLM binary model needs the kenlm"):
+        load_language_model(fake)
+    monkeypatch.undo()
+    if importlib.util.find_spec("kenlm") is not None:
+        with pytest.raises(LanguageModelError, match="lm.bin: KenLM cannot load it"):
+            load_language_model(fake)

@@ -292,10 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lp = lm_commands.add_parser(
         "perplexity",
-        help="per-token perplexity of a text under an ARPA model",
+        help="per-token perplexity of a text under an ARPA (or KenLM binary) model",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    lp.add_argument("lm", help="ARPA file")
+    lp.add_argument("lm", help="ARPA file, or KenLM binary (needs the kenlm module)")
     lp.add_argument("text", help="text file or JSONL manifest")
     lp.add_argument("--unit", choices=("word", "char"), default="word")
     lp.add_argument("--lowercase", action="store_true")
@@ -388,7 +388,9 @@ TRAINED_MODEL_OPTIONS = ("beam_size", "hotwords", "word_timestamps", *TRAINED_ON
 def _add_trained_search_arguments(parser: argparse.ArgumentParser) -> None:
     """Search options of models trained with ``onsei train`` (not Whisper)."""
     parser.add_argument(
-        "--lm", default=None, help="trained models: ARPA n-gram LM (words or tokens)"
+        "--lm",
+        default=None,
+        help="trained models: n-gram LM over words or tokens, ARPA or KenLM binary",
     )
     parser.add_argument("--lm_weight", type=float, default=0.5, help="trained models: LM weight")
     parser.add_argument(
@@ -614,7 +616,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_lm(args: argparse.Namespace) -> int:
-    from onsei.lm import kneser_ney, read_arpa, write_arpa
+    from onsei.lm import kneser_ney, load_language_model, write_arpa
     from onsei.lm.corpus import read_corpus
 
     if args.lm_command == "train":
@@ -629,7 +631,7 @@ def _run_lm(args: argparse.Namespace) -> int:
         sizes = ", ".join(f"{len(g)} {n}-grams" for n, g in enumerate(model.probabilities, 1))
         print(f"{args.output}: {len(sentences)} sentences; {sizes}")
         return 0
-    model = read_arpa(args.lm)
+    model = load_language_model(args.lm)
     sentences = list(read_corpus(args.text, args.unit, args.lowercase))
     tokens = sum(len(s) + 1 for s in sentences)
     print(

@@ -21,7 +21,7 @@ from onsei.decoding.attention import AttentionBeamOptions, AttentionBeamSearch
 from onsei.decoding.ctc import CTCBeamOptions, CTCPrefixBeamSearch, WordTiming, is_token_lm
 from onsei.decoding.transducer import TransducerBeamOptions, TransducerBeamSearch
 from onsei.errors import OptionError
-from onsei.lm import LanguageModelError, NgramLM, read_arpa
+from onsei.lm import LanguageModel, LanguageModelError, load_language_model
 
 
 @dataclass
@@ -79,18 +79,19 @@ class Recognized:
     """Word frames (encoder frames), when the search tracks them."""
 
 
-def _load_lm(path: str) -> NgramLM:
-    """The ARPA model at ``path``, read once while the file stays unchanged."""
+def _load_lm(path: str) -> LanguageModel:
+    """The model at ``path`` (ARPA, or KenLM binary), read once while the file stays
+    unchanged."""
     try:
         changed = os.stat(path).st_mtime_ns
     except OSError:
-        changed = 0  # read_arpa reports the missing file
-    return _read_arpa_cached(path, changed)
+        changed = 0  # loading reports the missing file
+    return _load_lm_cached(path, changed)
 
 
 @cache
-def _read_arpa_cached(path: str, changed: int) -> NgramLM:
-    return read_arpa(path)
+def _load_lm_cached(path: str, changed: int) -> LanguageModel:
+    return load_language_model(path)
 
 
 class Searcher:

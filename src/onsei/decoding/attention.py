@@ -24,7 +24,8 @@ import torch
 from onsei.decoding.ctc_prefix_score import CTCPrefixScorer
 from onsei.decoding.log_space import NEG_INF
 from onsei.errors import OptionError
-from onsei.lm.arpa import EOS, NgramLM
+from onsei.lm.arpa import EOS
+from onsei.lm.model import LanguageModel
 
 
 @dataclass
@@ -72,7 +73,7 @@ class AttentionBeamSearch:
         *,
         sos_eos: int,
         blank: int = 0,
-        lm: NgramLM | None = None,
+        lm: LanguageModel | None = None,
         symbols: Sequence[str] = (),
     ):
         options.validate()

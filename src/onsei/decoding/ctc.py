@@ -35,7 +35,8 @@ import torch
 
 from onsei.decoding.log_space import NEG_INF, logaddexp
 from onsei.errors import OptionError
-from onsei.lm.arpa import BOS, EOS, UNK, LanguageModelError, NgramLM
+from onsei.lm.arpa import BOS, EOS, UNK, LanguageModelError
+from onsei.lm.model import LanguageModel
 from onsei.text.tokenizers import WORD_BOUNDARY
 
 
@@ -169,7 +170,7 @@ class CTCPrefixBeamSearch:
         self,
         symbols: Sequence[str],
         options: CTCBeamOptions,
-        lm: NgramLM | None = None,
+        lm: LanguageModel | None = None,
         blank: int = 0,
     ):
         options.validate()
@@ -181,8 +182,10 @@ class CTCPrefixBeamSearch:
         )
         self.lm = lm
         self.token_lm = lm is not None and is_token_lm(lm, self.symbols)
+        self.word_lm = lm is not None and not self.token_lm
         self.word_prefixes: set[str] = set()
-        if lm is not None and not self.token_lm:
+        """The beginnings of the word LM's words (none if it cannot list them)."""
+        if self.word_lm and lm.vocabulary is not None:
             words = lm.vocabulary - {BOS, EOS, UNK}
             _check_word_lm(words, self.symbols)
             self.word_prefixes = {w[:i] for w in words for i in range(1, len(w) + 1)}
@@ -211,7 +214,7 @@ class CTCPrefixBeamSearch:
             word += symbol
         partial = self._partial_score(word, words)
         # the word in progress matters to a word LM and to hotwords only
-        future = (token, word if self.word_prefixes or self.hotwords else "", lm_state, words)
+        future = (token, word if self.word_lm or self.hotwords else "", lm_state, words)
         child = _Node(token, node, word, lm_state, words, fixed, partial, future)
         node.children[token] = child
         return child
@@ -221,9 +224,9 @@ class CTCPrefixBeamSearch:
     ) -> tuple[float, tuple[str, ...], tuple[str, ...]]:
         """Score a complete ``word``: word LM and bonus, finished hotword phrases."""
         options = self.options
-        if self.lm is not None and not self.token_lm:
+        if self.word_lm:
             log_prob, lm_state = self.lm.score(lm_state, word)
-            if (word,) not in self.lm.probabilities[0]:
+            if not self.lm.knows(word):
                 log_prob += options.unk_penalty
             fixed += options.lm_weight * log_prob + options.word_bonus
         if self.hotwords:
@@ -479,8 +482,11 @@ def _forget(dropped: list[_Node], kept: dict[_Node, list[float]]) -> None:
             node = parent
 
 
-def is_token_lm(lm: NgramLM, symbols: Sequence[str]) -> bool:
-    """Whether the LM's symbols are (a subset of) the model's tokens."""
+def is_token_lm(lm: LanguageModel, symbols: Sequence[str]) -> bool:
+    """Whether the LM's symbols are (a subset of) the model's tokens; for an LM that cannot
+    list its words, whether it knows the tokens that begin a word (no word LM has those)."""
+    if lm.vocabulary is None:
+        return any(lm.knows(s) for s in symbols if s.startswith(WORD_BOUNDARY))
     words = lm.vocabulary - {BOS, EOS, UNK}
     return bool(words) and words <= set(symbols)
 

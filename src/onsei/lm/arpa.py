@@ -62,6 +62,9 @@ class NgramLM:
             penalty += self.backoffs.get(history, 0.0)
         return penalty + self.probabilities[0].get((UNK,), NO_PROBABILITY)
 
+    def knows(self, word: str) -> bool:
+        return (word,) in self.probabilities[0]
+
     def start(self) -> tuple[str, ...]:
         """The state before the first word of a sentence."""
         return (BOS,)
@@ -118,9 +121,7 @@ def read_arpa(path: str | os.PathLike) -> NgramLM:
         with open(path, encoding="utf-8") as file:
             return _parse_arpa(file, path)
     except UnicodeDecodeError:
-        raise LanguageModelError(
-            f"{path}: not a text ARPA file (a KenLM binary needs the kenlm module)"
-        ) from None
+        raise LanguageModelError(f"{path}: not a text ARPA file (nor a KenLM binary)") from None
 
 
 def _parse_arpa(lines: Iterable[str], path: Path) -> NgramLM:
