@@ -102,3 +102,48 @@ def test_bad_transducer_options():
 
     with pytest.raises(OptionError, match="unknown algorithm 'alsd'"):
         TransducerBeamSearch(predictor, joint, TransducerBeamOptions(algorithm="alsd"))
+
+
+SYMBOLS = ["<blank>", "A", "B"]
+
+
+def fused(labels: tuple[int, ...], acoustic: float, lm, weight: float, bonus: float) -> float:
+    symbols = [SYMBOLS[label] for label in labels]
+    lm_score = lm.sentence_log10_prob(symbols) * math.log(10)
+    return acoustic + weight * lm_score + bonus * len(labels)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lm_fusion_in_the_time_synchronous_search_is_exact_with_a_full_beam(seed: int):
+    from onsei.lm import kneser_ney
+
+    lm = kneser_ney([list("ABAB"), list("AAB"), list("BA")], order=2)
+    predictor, joint, encoded = networks(seed)
+    weight, bonus = 0.8, 0.3
+    exact = {
+        labels: fused(labels, value, lm, weight, bonus)
+        for labels, value in one_symbol_per_frame_sums(predictor, joint, encoded).items()
+    }
+    options = TransducerBeamOptions(
+        beam_size=VOCAB ** len(encoded), nbest=5, lm_weight=weight, word_bonus=bonus
+    )
+    search = TransducerBeamSearch(predictor, joint, options, BLANK, lm=lm, symbols=SYMBOLS)
+    found = search.search(encoded)
+    expected = sorted(exact.items(), key=lambda item: -item[1])[:5]
+    assert [h.tokens for h in found] == [labels for labels, _ in expected]
+    assert [h.score for h in found] == pytest.approx([v for _, v in expected], abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lm_fusion_in_the_graves_search_finds_the_best_fused_labels(seed: int):
+    from onsei.lm import kneser_ney
+
+    lm = kneser_ney([list("ABAB"), list("AAB"), list("BA")], order=2)
+    predictor, joint, encoded = networks(seed, sharpness=3.0)
+    sequences = [s for n in range(6) for s in itertools.product((1, 2), repeat=n)]
+    exact = {
+        s: fused(s, full_log_prob(predictor, joint, encoded, s), lm, 1.0, 0.0) for s in sequences
+    }
+    options = TransducerBeamOptions(beam_size=8, algorithm="graves", lm_weight=1.0)
+    search = TransducerBeamSearch(predictor, joint, options, BLANK, lm=lm, symbols=SYMBOLS)
+    assert search.search(encoded)[0].tokens == max(exact, key=exact.__getitem__)

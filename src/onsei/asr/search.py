@@ -109,6 +109,14 @@ class Searcher:
         if options.greedy and options.ctc_weight is None:
             return
         lm = _load_lm(options.lm) if options.lm else None
+        if not isinstance(model, CTCModel):
+            if options.hotwords:
+                raise OptionError(f"hotwords apply to CTC models, not {family}")
+            if lm is not None and not is_token_lm(lm, symbols):
+                raise LanguageModelError(
+                    f"{options.lm}: {family} models fuse an LM over the model's tokens; "
+                    "train one with `onsei lm train --unit char` (or --tokenizer EXP)"
+                )
         if isinstance(model, CTCModel):
             beam = CTCBeamOptions(
                 beam_size=options.beam_size,
@@ -120,13 +128,6 @@ class Searcher:
             )
             self.ctc_search = CTCPrefixBeamSearch(symbols, beam, lm)
         elif isinstance(model, AttentionModel):
-            if options.hotwords:
-                raise OptionError(f"hotwords apply to CTC models, not {family}")
-            if lm is not None and not is_token_lm(lm, symbols):
-                raise LanguageModelError(
-                    f"{options.lm}: attention decoders fuse an LM over the model's tokens; "
-                    "train one with `onsei lm train --unit char`"
-                )
             ctc_weight = options.ctc_weight
             if ctc_weight is None:
                 ctc_weight = model.ctc_weight
@@ -143,14 +144,16 @@ class Searcher:
             )
         else:
             assert isinstance(model, TransducerModel)
-            if lm is not None or options.hotwords:
-                raise OptionError(f"LM fusion and hotwords are not available for {family} models")
             beam = TransducerBeamOptions(
                 beam_size=options.beam_size,
                 algorithm=options.transducer_search,
                 nbest=options.nbest,
+                lm_weight=options.lm_weight,
+                word_bonus=options.word_bonus,
             )
-            self.transducer_search = TransducerBeamSearch(model.predictor, model.joint, beam)
+            self.transducer_search = TransducerBeamSearch(
+                model.predictor, model.joint, beam, lm=lm, symbols=symbols
+            )
 
     @torch.no_grad()
     def recognize(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[Recognized]:

@@ -3,7 +3,10 @@
 most one symbol per frame (the "modified beam search" of k2/icefall), batched over the beam.
 
 Both merge hypotheses with the same labels by adding their probabilities, and cache the
-prediction network's output per label sequence, so each distinct prefix runs it once.
+prediction network's output per label sequence, so each distinct prefix runs it once. An
+n-gram LM over the model's tokens can be fused (shallow fusion, as in k2/icefall): each label
+adds ``lm_weight * log P_lm(label | labels so far) + word_bonus``, the end ``lm_weight *
+log P_lm(</s> | labels)``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import torch
 
 from onsei.decoding.log_space import NEG_INF, logaddexp
 from onsei.errors import OptionError
+from onsei.lm.arpa import EOS
+from onsei.lm.model import LanguageModel
 
 
 @dataclass
@@ -24,6 +29,10 @@ class TransducerBeamOptions:
     max_symbols_per_frame: int = 5
     """Graves' search: expansions of one hypothesis within a frame."""
     nbest: int = 1
+    lm_weight: float = 0.0
+    """With an LM: the weight of its natural-log probabilities."""
+    word_bonus: float = 0.0
+    """With an LM: added per label, against the LM's bias towards short output."""
 
     def validate(self) -> None:
         if self.beam_size < 1:
@@ -40,27 +49,47 @@ class TransducerBeamOptions:
 class TransducerHypothesis:
     tokens: tuple[int, ...]
     score: float
-    """log P of the labels, summed over the alignments the search kept."""
+    """log P of the labels, summed over the alignments the search kept (plus, with an LM,
+    its weighted score and the bonuses)."""
 
 
 class TransducerBeamSearch:
-    """Beam search with a ``Predictor`` (``init_state / step``) and a ``Joint`` (``step``)."""
+    """Beam search with a ``Predictor`` (``init_state / step``) and a ``Joint`` (``step``),
+    and optionally an LM whose words are the model's tokens ``symbols``."""
 
-    def __init__(self, predictor, joint, options: TransducerBeamOptions, blank: int = 0):
+    def __init__(
+        self,
+        predictor,
+        joint,
+        options: TransducerBeamOptions,
+        blank: int = 0,
+        lm: LanguageModel | None = None,
+        symbols: list[str] | None = None,
+    ):
         options.validate()
+        if lm is not None and symbols is None:
+            raise ValueError("an LM needs the model's token symbols")
         self.predictor = predictor
         self.joint = joint
         self.options = options
         self.blank = blank
+        self.lm = lm
+        self.symbols = symbols
 
     @torch.no_grad()
     def search(self, encoded: torch.Tensor) -> list[TransducerHypothesis]:
         """Encoder output of one utterance ``(T, E)`` -> the n-best hypotheses."""
         self._cache: dict[tuple[int, ...], tuple[torch.Tensor, tuple]] = {}
+        self._lm_states: dict[tuple[int, ...], object] = {}
+        self._fusion_rows: dict[object, torch.Tensor] = {}
         if self.options.algorithm == "graves":
             found = self._graves(encoded)
         else:
             found = self._time_sync(encoded)
+        if self.lm is not None:
+            for hypothesis in found:
+                end = self.lm.score(self._lm_state(hypothesis.tokens), EOS)[0]
+                hypothesis.score += self.options.lm_weight * end
         found.sort(key=lambda h: h.score, reverse=True)
         return found[: self.options.nbest]
 
@@ -90,10 +119,39 @@ class TransducerBeamSearch:
         return torch.stack([self._cache[s][0] for s in sequences])
 
     def _log_probs(self, frame: torch.Tensor, sequences: list[tuple[int, ...]]) -> torch.Tensor:
-        """Joint log-probabilities ``(N, V)`` at encoder frame ``(E,)`` after each sequence."""
+        """Joint log-probabilities ``(N, V)`` at encoder frame ``(E,)`` after each sequence,
+        plus the LM's share of each label."""
         predicted = self._predicted_batch(sequences)
         logits = self.joint.step(frame.expand(len(sequences), -1), predicted)
-        return logits.log_softmax(dim=-1).double()
+        log_probs = logits.log_softmax(dim=-1).double()
+        if self.lm is not None:
+            log_probs = log_probs + torch.stack([self._fusion_row(s) for s in sequences])
+        return log_probs
+
+    def _lm_state(self, sequence: tuple[int, ...]):
+        """The LM's state after ``sequence`` (cached per sequence)."""
+        state = self._lm_states.get(sequence)
+        if state is None:
+            if sequence:
+                parent = self._lm_state(sequence[:-1])
+                state = self.lm.score(parent, self.symbols[sequence[-1]])[1]
+            else:
+                state = self.lm.start()
+            self._lm_states[sequence] = state
+        return state
+
+    def _fusion_row(self, sequence: tuple[int, ...]) -> torch.Tensor:
+        """``(V,)``: what the LM adds to each label after ``sequence`` (0 for blank); cached
+        per LM state."""
+        state = self._lm_state(sequence)
+        row = self._fusion_rows.get(state)
+        if row is None:
+            weight, bonus = self.options.lm_weight, self.options.word_bonus
+            values = [weight * self.lm.score(state, symbol)[0] + bonus for symbol in self.symbols]
+            row = torch.tensor(values, dtype=torch.float64)
+            row[self.blank] = 0.0
+            self._fusion_rows[state] = row
+        return row
 
     def _time_sync(self, encoded: torch.Tensor) -> list[TransducerHypothesis]:
         """At every frame, each hypothesis either emits blank or one label; the ``beam`` best
