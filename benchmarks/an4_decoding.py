@@ -2,9 +2,11 @@
 
 The LMs are estimated by ``onsei lm train`` from the AN4 *training* transcripts only: a word
 3-gram (fused by the CTC prefix beam search at word ends) and a character 6-gram (fused per
-token by the attention and joint CTC/attention searches). LM weight, word/length bonus and CTC
-weight are chosen on the dev set (a small grid), then the test set is decoded once with them;
-attention models get their length bonus tuned on dev for plain beam search too.
+token by the attention, joint CTC/attention and transducer searches). LM weight, word/length
+bonus and CTC weight are chosen on the dev set (a small grid), then the test set is decoded
+once with them; attention models get their length bonus tuned on dev for plain beam search
+too. Decode speed is given as real-time factor and utterances per second (batched greedy and
+attention searches; CTC and transducer beam searches one utterance at a time).
 
 Usage: .venv/bin/python benchmarks/an4_decoding.py [--families ...] [--beam 10]
 """
@@ -53,6 +55,11 @@ def lm_grid(family: str, beam: int, lms: dict[str, str]) -> list[dict]:
             {"beam_size": beam, "lm": lms["word"], "lm_weight": w, "word_bonus": b}
             for w, b in itertools.product((0.3, 0.6, 1.0, 1.5), (0.0, 1.0, 2.0))
         ]
+    if family == "rnnt":
+        return [
+            {"beam_size": beam, "lm": lms["char"], "lm_weight": w, "word_bonus": b}
+            for w, b in itertools.product((0.1, 0.2, 0.4), (0.0, 0.5, 1.0))
+        ]
     if family in ATTENTION_FAMILIES:
         ctc = (0.3, 0.5) if family == "joint_ctc_attention" else (None,)
         return [
@@ -74,6 +81,7 @@ def score(exp, manifest, options: dict) -> dict:
         "wer": report.words.rate,
         "cer": report.chars.rate,
         "rtf": report.real_time_factor,
+        "utterances_per_s": len(report.results) / report.decode_seconds,
     }
 
 
@@ -108,7 +116,7 @@ def section() -> str:
         common.header(common.this_command()),
         "- Models: those of the an4_training section (one 55-minute CPU run per family).",
         "- LMs from the AN4 training transcripts only (`onsei lm train`, modified Kneser-Ney): "
-        "word 3-gram for CTC models, character 6-gram for attention models. Weights chosen on "
+        "word 3-gram for CTC models, character 6-gram for the others. Weights chosen on "
         "dev, then test decoded once. Anchor: ESPnet's AN4 result, 7.4% WER / 3.6% CER "
         "(Transformer, joint CTC/attention, beam 10, LM, 200 GPU epochs).\n",
     ]
@@ -128,10 +136,11 @@ def section() -> str:
                     f"**{common.fmt_pct(row['wer'])}**",
                     common.fmt_pct(row["cer"]),
                     f"{row['rtf']:.3f}",
+                    f"{row['utterances_per_s']:.0f}" if "utterances_per_s" in row else "-",
                     result["date"],
                 ]
             )
-    headers = ["Family", "Search", "Options", "Test WER", "Test CER", "Decode RTF", "Date"]
+    headers = ["Family", "Search", "Options", "Test WER", "Test CER", "Decode RTF", "Utt/s", "Date"]
     lines.append(common.markdown_table(headers, rows))
     return "\n".join(lines)
 
