@@ -17,7 +17,8 @@ import onsei
 from onsei.asr import trainer as trainer_module
 from onsei.asr.models import build_model
 from onsei.asr.recipe import load_recipe
-from onsei.asr.recognizer import TrainedRecognizer
+from onsei.asr.recognizer import TrainedRecognizer, load_trained_model
+from onsei.asr.search import Searcher, SearchOptions
 from onsei.asr.trainer import Trainer
 from onsei.cli import main
 from onsei.data.batching import Batch
@@ -114,6 +115,25 @@ def test_every_family_trains_and_recognizes(tmp_path: Path, yesno_data: Path, fa
         for segment in transcript.segments:
             assert all(0 < token < vocab - 1 for token in segment.tokens)  # no blank, no sos/eos
             assert segment.text.strip() == model.tokenizer.decode(segment.tokens)
+
+
+def test_joint_models_search_with_both_branches_even_with_one_beam(tmp_path, yesno_data):
+    # attention alone may babble on (up to 2 tokens a frame); CTC prefix scores end it
+    recipe = load_recipe(write_recipe(tmp_path, yesno_data, "joint_ctc_attention", epochs=1))
+    Trainer(recipe, tmp_path / "exp", device="cpu", progress=False).run()
+    model, tokenizer = load_trained_model(tmp_path / "exp")
+    default = Searcher(model, tokenizer.symbols(), SearchOptions()).attention_search
+    assert default is not None
+    assert (default.options.beam_size, default.options.ctc_weight) == (1, model.ctc_weight)
+    alone = Searcher(model, tokenizer.symbols(), SearchOptions(ctc_weight=0.0)).attention_search
+    assert alone is not None and alone.options.ctc_weight == 0.0
+    for other in ("ctc", "las"):
+        (tmp_path / other).mkdir()
+        recipe = load_recipe(write_recipe(tmp_path / other, yesno_data, other, epochs=1))
+        Trainer(recipe, tmp_path / other / "exp", device="cpu", progress=False).run()
+        model, tokenizer = load_trained_model(tmp_path / other / "exp")
+        searcher = Searcher(model, tokenizer.symbols(), SearchOptions())
+        assert searcher.attention_search is None and searcher.ctc_search is None  # greedy
 
 
 def test_ctc_learns_yesno_and_works_everywhere(tmp_path: Path, yesno_data: Path, capsys):

@@ -1,6 +1,8 @@
 """Decoding a trained model: the search each family needs, chosen by ``SearchOptions``.
 
-``beam_size`` 1 without an LM or hotwords is batched greedy search. Otherwise CTC models use
+``beam_size`` 1 without an LM or hotwords is batched greedy search, except for joint
+CTC-attention models, whose one-best search scores with both branches (as they were trained
+to; attention alone may babble on, CTC prefix scores end it). Otherwise CTC models use
 the prefix beam search of ``onsei.decoding.ctc`` (word or token LM, hotwords); attention models
 (LAS, Transformer) the label-synchronous beam search of ``onsei.decoding.attention``, joint
 CTC-attention models with CTC prefix scores weighted by ``ctc_weight`` (token LM);
@@ -106,7 +108,7 @@ class Searcher:
         family = model.config.family
         if options.ctc_weight is not None and family != "joint_ctc_attention":
             raise OptionError(f"ctc_weight applies to joint CTC-attention models, not {family}")
-        if options.greedy and options.ctc_weight is None:
+        if options.greedy and family != "joint_ctc_attention":
             return
         lm = _load_lm(options.lm) if options.lm else None
         if not isinstance(model, CTCModel):

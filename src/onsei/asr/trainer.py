@@ -26,6 +26,7 @@ import torch
 from onsei.asr.metric_log import MetricLog
 from onsei.asr.models import ASRModel, build_model
 from onsei.asr.recipe import Recipe, TrainConfig, dump_recipe
+from onsei.asr.search import Searcher, SearchOptions
 from onsei.audio import SAMPLE_RATE, load_audio
 from onsei.data.batching import Batch, BucketBatchSampler, SpeechDataset, collate
 from onsei.data.manifest import ManifestError, Utterance, read_manifest
@@ -372,8 +373,9 @@ class Trainer:
     def validate(
         self, model: ASRModel, dev: list[Utterance], tokenizer: Tokenizer
     ) -> dict[str, float]:
-        """Dev loss (no augmentation) and greedy WER/CER."""
+        """Dev loss (no augmentation) and WER/CER of the default (greedy) search."""
         model.eval()
+        searcher = Searcher(model, tokenizer.symbols(), SearchOptions())
         dataset = _ErrorsAsItems(SpeechDataset(dev, tokenizer.encode))
         sampler = BucketBatchSampler(
             [u.duration for u in dev], self.recipe.train.max_batch_seconds, shuffle=False
@@ -389,11 +391,10 @@ class Trainer:
             if torch.isfinite(loss):
                 loss_sum += loss.item() * len(batch.ids)
                 count += len(batch.ids)
-            for utterance_id, ids in zip(
-                batch.ids, model.recognize(batch.waveforms, batch.waveform_lengths), strict=True
-            ):
+            recognized = searcher.recognize(batch.waveforms, batch.waveform_lengths)
+            for utterance_id, best in zip(batch.ids, recognized, strict=True):
                 references.append(" ".join(texts[utterance_id].split()))
-                hypotheses.append(tokenizer.decode(ids))
+                hypotheses.append(tokenizer.decode(best.tokens))
         model.train()
         if self.recipe.tokenizer.lowercase:
             references = [r.lower() for r in references]
