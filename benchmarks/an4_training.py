@@ -9,14 +9,16 @@ throughput  Train each recipe for a few epochs twice, side by side: one process 
             default threads), then ``torchrun --nproc_per_node 2 -m onsei train`` (gloo, one
             thread per process); speed is seconds of (speed-perturbed) training audio per
             wall-clock second, median over the epochs after the first.
+ddp         The accuracy run under ``torchrun --nproc_per_node 2``: the same quality?
 
-Figures of each family are kept in benchmarks/work/an4_training/{accuracy,throughput}/F.json,
+Figures of each family are kept in benchmarks/work/an4_training/{accuracy,ddp,throughput}/F.json,
 so the hours of training can be split over several sittings; the RESULTS.md section is rebuilt
 from every family measured so far (the "Date" column says when each was).
 
 Usage:
     .venv/bin/python benchmarks/an4_training.py accuracy [--families blstm_ctc las ...] [--again]
     .venv/bin/python benchmarks/an4_training.py throughput [--families ...] [--epochs 3]
+    .venv/bin/python benchmarks/an4_training.py ddp --families conformer_ctc
 """
 
 from __future__ import annotations
@@ -99,15 +101,18 @@ def today() -> str:
     return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
 
 
-def measure_accuracy(family: str) -> dict:
+def measure_accuracy(family: str, distributed: bool = False) -> dict:
+    """Train ``family``'s recipe (under torchrun with 2 processes if ``distributed``) and
+    decode AN4 test greedily."""
     from onsei.asr.evaluate import evaluate, write_report
 
-    exp = WORK / "exp" / family
-    log = WORK / "logs" / f"{family}.train.log"
+    name = f"{family}_ddp" if distributed else family
+    exp = WORK / "exp" / name
+    log = WORK / "logs" / f"{name}.train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    print(f"== {family}: training (log: {log})", flush=True)
+    print(f"== {name}: training (log: {log})", flush=True)
     commit = common.git_commit()  # the code that trains (the repository may move on meanwhile)
-    wall = train(RECIPES / f"{family}.yaml", exp, log)
+    wall = train(RECIPES / f"{family}.yaml", exp, log, distributed)
     records = read_log(exp)
     dev = [r for r in records if "wer" in r]
     best = min(dev, key=lambda r: (r["wer"], -r["epoch"]))
@@ -179,6 +184,7 @@ def save_result(part: str, result: dict) -> None:
 def section() -> str:
     accuracy = load_results("accuracy")
     throughput = load_results("throughput")
+    ddp = load_results("ddp")
     lines = [
         "## AN4: recognizers trained from scratch on this CPU (issue 3)\n",
         common.header(common.this_command()),
@@ -255,12 +261,41 @@ def section() -> str:
         ]
         headers = ["Family", "1 process", "torchrun, 2 processes", "Ratio", "Date"]
         lines.append(common.markdown_table(headers, rows))
+    if ddp:
+        lines.append(
+            "\n### Quality under torchrun: the same recipe, 2 processes\n\n"
+            "`ddp` mode: the recipe's 55-minute run under `torchrun --nproc_per_node 2` (each "
+            "process takes every other batch, so an update sees twice the audio and an epoch "
+            "has half the updates), decoded like the one-process run.\n"
+        )
+        rows = [
+            [
+                LABELS[f],
+                common.fmt_pct(accuracy[f]["test_wer"]) if f in accuracy else "-",
+                f"**{common.fmt_pct(r['test_wer'])}**",
+                f"{accuracy[f]['epochs']} / {r['epochs']}" if f in accuracy else r["epochs"],
+                f"{accuracy[f]['train_minutes']} / {r['train_minutes']}"
+                if f in accuracy
+                else r["train_minutes"],
+                f"{r['date']} ({r['commit']})",
+            ]
+            for f, r in ddp.items()
+        ]
+        headers = [
+            "Family",
+            "Test WER, 1 process",
+            "Test WER, torchrun 2",
+            "Epochs (1 / 2)",
+            "Minutes (1 / 2)",
+            "Trained (commit)",
+        ]
+        lines.append(common.markdown_table(headers, rows))
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("part", choices=("accuracy", "throughput", "report"))
+    parser.add_argument("part", choices=("accuracy", "ddp", "throughput", "report"))
     parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
     parser.add_argument("--again", action="store_true", help="re-measure families already done")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per throughput run")
@@ -272,8 +307,8 @@ def main() -> None:
             if family in done and not args.again:
                 print(f"== {family}: measured on {done[family]['date']} (--again to redo)")
                 continue
-            if args.part == "accuracy":
-                result = measure_accuracy(family)
+            if args.part in ("accuracy", "ddp"):
+                result = measure_accuracy(family, distributed=args.part == "ddp")
             else:
                 result = measure_throughput(family, args.epochs)
             save_result(args.part, result)
