@@ -183,13 +183,14 @@ class AttentionModel(ASRModel):
     @torch.no_grad()
     def recognize(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
         """Greedy: the most likely next token until end of sentence, batched over utterances;
-        at most ``2 * encoder frames + 10`` tokens."""
+        at most one token per encoder frame (as the beam search's default ``max_length_ratio``),
+        which also bounds the cost of a young model that does not end its sentences yet."""
         encoded, encoded_lengths = self.encode(waveforms, lengths)
         batch = encoded.shape[0]
         state = self.decoder.init_state(encoded, encoded_lengths)
         prefix = torch.full((batch, 1), self.sos_eos, dtype=torch.long, device=encoded.device)
         finished = torch.zeros(batch, dtype=torch.bool, device=encoded.device)
-        limits = 2 * encoded_lengths + 10
+        limits = encoded_lengths.clamp(min=1)
         for step in range(int(limits.max())):
             log_probs, state = self.decoder.step(prefix, state)
             log_probs[:, BLANK] = float("-inf")  # the CTC blank is never an attention output
