@@ -127,12 +127,12 @@ def section() -> str:
             continue
         result = json.loads(path.read_text(encoding="utf-8"))
         for name, row in result["rows"].items():
-            options = ", ".join(f"{k} {v}" for k, v in row["options"].items()) or "-"
+            options = ", ".join(f"{k} {v}" for k, v in row["options"].items() if v is not None)
             rows.append(
                 [
                     an4_training.LABELS[family],
                     name,
-                    options,
+                    options or "-",
                     f"**{common.fmt_pct(row['wer'])}**",
                     common.fmt_pct(row["cer"]),
                     f"{row['rtf']:.3f}",
