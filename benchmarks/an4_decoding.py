@@ -45,6 +45,8 @@ def beam_grid(family: str, beam: int) -> list[dict]:
     their beam search prefers ending early."""
     if family in ATTENTION_FAMILIES:
         return [{"beam_size": beam, "length_bonus": b} for b in (0.0, 0.5, 1.0, 1.5)]
+    if family == "rnnt":
+        return [{"beam_size": beam, "transducer_search": "time_sync"}]
     return [{"beam_size": beam}]
 
 
@@ -89,10 +91,11 @@ def measure(family: str, beam: int, lms: dict[str, str]) -> dict:
     exp = an4_training.WORK / "exp" / family
     dev, test = an4_training.DATA / "dev.jsonl", an4_training.DATA / "test.jsonl"
     rows = {"greedy": ({}, score(exp, test, {}))}
-    for name, candidates in (
-        ("beam", beam_grid(family, beam)),
-        ("beam + LM", lm_grid(family, beam, lms)),
-    ):
+    searches = [("beam", beam_grid(family, beam))]
+    if family == "rnnt":  # the transducer's other beam search, for its speed and WER
+        searches.append(("beam (Graves)", [{"beam_size": beam, "transducer_search": "graves"}]))
+    searches.append(("beam + LM", lm_grid(family, beam, lms)))
+    for name, candidates in searches:
         if not candidates:
             continue
         tuned = candidates[0]
