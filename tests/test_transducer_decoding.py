@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -37,20 +36,6 @@ def joint_log_probs(predictor, joint, encoded, frame: int, labels: tuple[int, ..
     return joint.step(encoded[frame][None], output)[0].log_softmax(-1)
 
 
-def one_symbol_per_frame_sums(predictor, joint, encoded) -> dict[tuple[int, ...], float]:
-    """log P(labels) when each frame emits blank or one label: every choice sequence."""
-    totals: dict[tuple[int, ...], float] = {}
-    for choices in itertools.product(range(VOCAB), repeat=len(encoded)):
-        labels: tuple[int, ...] = ()
-        score = 0.0
-        for frame, choice in enumerate(choices):
-            score += float(joint_log_probs(predictor, joint, encoded, frame, labels)[choice])
-            if choice != BLANK:
-                labels = (*labels, choice)
-        totals[labels] = float(np.logaddexp(totals.get(labels, -math.inf), score))
-    return totals
-
-
 @torch.no_grad()
 def full_log_prob(predictor, joint, encoded, labels: tuple[int, ...]) -> float:
     """log P(labels) summed over every transducer alignment (the RNN-T loss)."""
@@ -63,15 +48,34 @@ def full_log_prob(predictor, joint, encoded, labels: tuple[int, ...]) -> float:
     return -float(loss)
 
 
+# Sequences of up to MAX_LABELS labels: every transducer alignment of them emits at most
+# MAX_LABELS labels in a frame, so a search allowing that many keeps them all.
+MAX_LABELS = 3
+SHORT = [s for n in range(MAX_LABELS + 1) for s in itertools.product((1, 2), repeat=n)]
+FULL_BEAM = 2 ** (4 * MAX_LABELS + 1)  # more than all sequences 4 frames can emit
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_time_synchronous_search_with_a_full_beam_is_exact(seed: int):
     predictor, joint, encoded = networks(seed)
-    exact = one_symbol_per_frame_sums(predictor, joint, encoded)
-    options = TransducerBeamOptions(beam_size=VOCAB ** len(encoded), nbest=5)
-    found = TransducerBeamSearch(predictor, joint, options, BLANK).search(encoded)
-    expected = sorted(exact.items(), key=lambda item: -item[1])[:5]
-    assert [h.tokens for h in found] == [labels for labels, _ in expected]
-    assert [h.score for h in found] == pytest.approx([v for _, v in expected], abs=1e-9)
+    options = TransducerBeamOptions(
+        beam_size=FULL_BEAM, nbest=FULL_BEAM, max_symbols_per_frame=MAX_LABELS
+    )
+    found = {
+        h.tokens: h.score for h in TransducerBeamSearch(predictor, joint, options).search(encoded)
+    }
+    for labels in SHORT:
+        assert found[labels] == pytest.approx(full_log_prob(predictor, joint, encoded, labels))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_time_synchronous_search_finds_the_most_probable_labels(seed: int):
+    predictor, joint, encoded = networks(seed, sharpness=3.0)
+    sequences = [s for n in range(6) for s in itertools.product((1, 2), repeat=n)]
+    exact = {s: full_log_prob(predictor, joint, encoded, s) for s in sequences}
+    options = TransducerBeamOptions(beam_size=8)
+    found = TransducerBeamSearch(predictor, joint, options, BLANK).search(encoded)[0]
+    assert found.tokens == max(exact, key=exact.__getitem__)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -120,18 +124,18 @@ def test_lm_fusion_in_the_time_synchronous_search_is_exact_with_a_full_beam(seed
     lm = kneser_ney([list("ABAB"), list("AAB"), list("BA")], order=2)
     predictor, joint, encoded = networks(seed)
     weight, bonus = 0.8, 0.3
-    exact = {
-        labels: fused(labels, value, lm, weight, bonus)
-        for labels, value in one_symbol_per_frame_sums(predictor, joint, encoded).items()
-    }
     options = TransducerBeamOptions(
-        beam_size=VOCAB ** len(encoded), nbest=5, lm_weight=weight, word_bonus=bonus
+        beam_size=FULL_BEAM,
+        nbest=FULL_BEAM,
+        max_symbols_per_frame=MAX_LABELS,
+        lm_weight=weight,
+        word_bonus=bonus,
     )
     search = TransducerBeamSearch(predictor, joint, options, BLANK, lm=lm, symbols=SYMBOLS)
-    found = search.search(encoded)
-    expected = sorted(exact.items(), key=lambda item: -item[1])[:5]
-    assert [h.tokens for h in found] == [labels for labels, _ in expected]
-    assert [h.score for h in found] == pytest.approx([v for _, v in expected], abs=1e-9)
+    found = {h.tokens: h.score for h in search.search(encoded)}
+    for labels in SHORT:
+        acoustic = full_log_prob(predictor, joint, encoded, labels)
+        assert found[labels] == pytest.approx(fused(labels, acoustic, lm, weight, bonus))
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -46,7 +46,7 @@ class SearchOptions:
     max_length_ratio: float = 1.0
     """Attention models: longest output, in tokens per encoder frame."""
     transducer_search: str = "time_sync"
-    """Transducers: "time_sync" (one label per frame at most, batched) or "graves"."""
+    """Transducers: "time_sync" (time-synchronous decoding, batched) or "graves"."""
     nbest: int = 1
 
     @classmethod

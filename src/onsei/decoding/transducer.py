@@ -1,6 +1,6 @@
 """Transducer searches over one utterance's encoder output ``(T, E)``: Graves' beam search
-(Graves 2012, as in ESPnet's default search) and a time-synchronous beam search that emits at
-most one symbol per frame (the "modified beam search" of k2/icefall), batched over the beam.
+(Graves 2012, as in ESPnet's default search) and time-synchronous decoding (Saon et al. 2020),
+which advances all hypotheses frame by frame and scores them in batches.
 
 Both merge hypotheses with the same labels by adding their probabilities, and cache the
 prediction network's output per label sequence, so each distinct prefix runs it once. An
@@ -11,6 +11,7 @@ log P_lm(</s> | labels)``.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import torch
@@ -25,9 +26,9 @@ from onsei.lm.model import LanguageModel
 class TransducerBeamOptions:
     beam_size: int = 4
     algorithm: str = "time_sync"
-    """"time_sync" (at most one symbol per frame, batched) or "graves" (any number)."""
+    """"time_sync" (frame by frame, batched) or "graves" (best-first within a frame)."""
     max_symbols_per_frame: int = 5
-    """Graves' search: expansions of one hypothesis within a frame."""
+    """Labels one hypothesis may emit within a frame (before the frame's blank)."""
     nbest: int = 1
     lm_weight: float = 0.0
     """With an LM: the weight of its natural-log probabilities."""
@@ -154,23 +155,41 @@ class TransducerBeamSearch:
         return row
 
     def _time_sync(self, encoded: torch.Tensor) -> list[TransducerHypothesis]:
-        """At every frame, each hypothesis either emits blank or one label; the ``beam`` best
-        of all those extensions survive, equal label sequences merged."""
-        beam = self.options.beam_size
+        """Time-synchronous decoding (Saon et al. 2020, ESPnet's "tsd"): at every frame each
+        hypothesis emits up to ``max_symbols_per_frame`` labels and then the frame's blank,
+        as in the transducer lattice the model was trained on. Per round, all live
+        hypotheses are scored in one batch: their blank extensions end the frame (equal label
+        sequences merged), their ``beam`` best label extensions go on to the next round
+        unless ``beam`` ended hypotheses already beat them. The ``beam`` best ended
+        hypotheses go on to the next frame."""
+        options = self.options
+        beam = options.beam_size
         hypotheses: dict[tuple[int, ...], float] = {(): 0.0}
         for frame in encoded:
-            sequences = list(hypotheses)
-            scores = torch.tensor([hypotheses[s] for s in sequences], dtype=torch.float64)
-            log_probs = self._log_probs(frame, sequences) + scores[:, None]  # (N, V)
-            top_scores, top = log_probs.reshape(-1).topk(min(beam, log_probs.numel()))
-            vocab = log_probs.shape[1]
-            extended: dict[tuple[int, ...], float] = {}
-            for value, flat in zip(top_scores.tolist(), top.tolist(), strict=True):
-                sequence, token = sequences[flat // vocab], flat % vocab
-                if token != self.blank:
-                    sequence = (*sequence, token)
-                extended[sequence] = logaddexp(extended.get(sequence, NEG_INF), value)
-            hypotheses = extended
+            ended: dict[tuple[int, ...], float] = {}
+            live = hypotheses
+            for emitted in range(options.max_symbols_per_frame + 1):
+                sequences = list(live)
+                scores = torch.tensor([live[s] for s in sequences], dtype=torch.float64)
+                log_probs = self._log_probs(frame, sequences) + scores[:, None]  # (N, V)
+                blanks = log_probs[:, self.blank].tolist()
+                for sequence, value in zip(sequences, blanks, strict=True):
+                    ended[sequence] = logaddexp(ended.get(sequence, NEG_INF), value)
+                if emitted == options.max_symbols_per_frame:
+                    break
+                floor = _beam_floor(ended, beam)
+                log_probs[:, self.blank] = NEG_INF
+                vocab = log_probs.shape[1]
+                top_scores, top = log_probs.reshape(-1).topk(min(beam, log_probs.numel()))
+                live = {}
+                for value, flat in zip(top_scores.tolist(), top.tolist(), strict=True):
+                    if value <= floor:
+                        break
+                    sequence = (*sequences[flat // vocab], flat % vocab)
+                    live[sequence] = logaddexp(live.get(sequence, NEG_INF), value)
+                if not live:
+                    break
+            hypotheses = dict(sorted(ended.items(), key=lambda item: item[1], reverse=True)[:beam])
         return [TransducerHypothesis(s, v) for s, v in hypotheses.items()]
 
     def _graves(self, encoded: torch.Tensor) -> list[TransducerHypothesis]:
@@ -188,10 +207,8 @@ class TransducerBeamSearch:
             while queue:
                 best = max(queue, key=queue.__getitem__)
                 score = queue.pop(best)
-                if len(kept) >= beam:
-                    floor = sorted(kept.values(), reverse=True)[beam - 1]
-                    if floor >= score:
-                        break
+                if _beam_floor(kept, beam) >= score:
+                    break
                 log_probs = self._log_probs(frame, [best])[0]
                 kept[best] = logaddexp(
                     kept.get(best, NEG_INF), score + float(log_probs[self.blank])
@@ -206,3 +223,10 @@ class TransducerBeamSearch:
                     emitted[sequence] = emitted[best] + 1
             kept = dict(sorted(kept.items(), key=lambda item: item[1], reverse=True)[:beam])
         return [TransducerHypothesis(s, v) for s, v in kept.items()]
+
+
+def _beam_floor(scores: dict[tuple[int, ...], float], beam: int) -> float:
+    """The ``beam``-th best of ``scores``, or -inf when there are fewer."""
+    if len(scores) < beam:
+        return NEG_INF
+    return heapq.nlargest(beam, scores.values())[-1]
