@@ -172,6 +172,7 @@ class TransducerBeamSearch:
                 sequences = list(live)
                 scores = torch.tensor([live[s] for s in sequences], dtype=torch.float64)
                 log_probs = self._log_probs(frame, sequences) + scores[:, None]  # (N, V)
+                vocab_size = log_probs.shape[1]
                 blanks = log_probs[:, self.blank].tolist()
                 for sequence, value in zip(sequences, blanks, strict=True):
                     ended[sequence] = logaddexp(ended.get(sequence, NEG_INF), value)
@@ -179,17 +180,16 @@ class TransducerBeamSearch:
                     break
                 floor = _beam_floor(ended, beam)
                 log_probs[:, self.blank] = NEG_INF
-                vocab = log_probs.shape[1]
                 top_scores, top = log_probs.reshape(-1).topk(min(beam, log_probs.numel()))
                 live = {}
                 for value, flat in zip(top_scores.tolist(), top.tolist(), strict=True):
                     if value <= floor:
                         break
-                    sequence = (*sequences[flat // vocab], flat % vocab)
+                    sequence = (*sequences[flat // vocab_size], flat % vocab_size)
                     live[sequence] = logaddexp(live.get(sequence, NEG_INF), value)
                 if not live:
                     break
-            hypotheses = dict(sorted(ended.items(), key=lambda item: item[1], reverse=True)[:beam])
+            hypotheses = _best(ended, beam)
         return [TransducerHypothesis(s, v) for s, v in hypotheses.items()]
 
     def _graves(self, encoded: torch.Tensor) -> list[TransducerHypothesis]:
@@ -221,7 +221,7 @@ class TransducerBeamSearch:
                     sequence = (*best, token)
                     queue[sequence] = logaddexp(queue.get(sequence, NEG_INF), score + value)
                     emitted[sequence] = emitted[best] + 1
-            kept = dict(sorted(kept.items(), key=lambda item: item[1], reverse=True)[:beam])
+            kept = _best(kept, beam)
         return [TransducerHypothesis(s, v) for s, v in kept.items()]
 
 
@@ -230,3 +230,8 @@ def _beam_floor(scores: dict[tuple[int, ...], float], beam: int) -> float:
     if len(scores) < beam:
         return NEG_INF
     return heapq.nlargest(beam, scores.values())[-1]
+
+
+def _best(scores: dict[tuple[int, ...], float], beam: int) -> dict[tuple[int, ...], float]:
+    """The ``beam`` best entries of ``scores``, best first."""
+    return dict(heapq.nlargest(beam, scores.items(), key=lambda item: item[1]))
