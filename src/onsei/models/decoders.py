@@ -157,6 +157,10 @@ class TransformerDecoder(nn.Module):
             nn.Linear(encoder_dim, config.hidden) if encoder_dim != config.hidden else nn.Identity()
         )
         self.embed = nn.Embedding(vocab_size, config.hidden)
+        # Unit scale after PositionalEncoding's sqrt(hidden) (fairseq's init); nn.Embedding's
+        # N(0, 1) would make the residual stream ~sqrt(hidden) times larger than what the
+        # cross-attention adds to it, and the decoder would learn to use the encoder slowly.
+        nn.init.normal_(self.embed.weight, std=config.hidden**-0.5)
         self.positions = PositionalEncoding(config.hidden, config.dropout)
         self.layers = nn.ModuleList(
             nn.TransformerDecoderLayer(
