@@ -237,6 +237,26 @@ def test_decoder_gradients_flow_to_the_encoder_output():
         assert (encoded.grad[1, 6:] == 0).all()  # padding gets no gradient
 
 
+def test_transformer_decoder_starts_with_a_unit_scale_residual_stream():
+    """At initialisation the scaled token embeddings are near unit scale, so what the
+    cross-attention adds is not drowned (with N(0, 1) embeddings times sqrt(144) it was
+    1/170 of the stream and attention-only training learned to use the encoder slowly)."""
+    torch.manual_seed(9)
+    config = DecoderConfig("transformer", hidden=144, layers=1, heads=4, ff=32, dropout=0.0)
+    decoder = build_decoder(config, 30, 144)
+    stream = decoder.positions(decoder.embed(torch.arange(30)[None]))
+    assert 0.5 < float(stream.std()) < 2.0
+
+
+def test_blstm_sees_unit_scale_inputs_after_subsampling():
+    torch.manual_seed(10)
+    encoder = build_encoder(EncoderConfig("blstm", hidden=64, layers=1, subsampling=4), 80)
+    seen: list[torch.Tensor] = []
+    encoder.lstm.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].data))
+    encoder(torch.randn(2, 200, 80), torch.tensor([200, 150]))
+    assert 0.5 < float(seen[0].std()) < 2.0
+
+
 TRANSDUCER = TransducerConfig(embed=6, hidden=8, layers=2, joint=12)
 
 
