@@ -123,12 +123,8 @@ def _run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Te
 
 
 class BLSTMEncoder(nn.Module):
-    """Optional ``Conv2dSubsampling`` (to ``2 * hidden``) and a LayerNorm when ``subsampling``
-    > 1, then ``layers`` bidirectional LSTM layers with dropout between them;
-    ``output_dim = 2 * hidden``.
-
-    The LayerNorm gives the LSTM unit-scale inputs: the subsampling's Linear starts at a
-    standard deviation near 0.1, which puts the gates' input terms near 0.1 too."""
+    """Optional ``Conv2dSubsampling`` (to ``2 * hidden``) when ``subsampling`` > 1, then
+    ``layers`` bidirectional LSTM layers with dropout between them; ``output_dim = 2 * hidden``."""
 
     def __init__(self, in_dim: int, config: EncoderConfig):
         super().__init__()
@@ -138,7 +134,6 @@ class BLSTMEncoder(nn.Module):
             if config.subsampling > 1
             else None
         )
-        self.input_norm = nn.LayerNorm(self.output_dim) if self.subsampling else nn.Identity()
         self.lstm = nn.LSTM(
             self.output_dim if self.subsampling else in_dim,
             config.hidden,
@@ -154,7 +149,7 @@ class BLSTMEncoder(nn.Module):
         """(B, T, in_dim), (B,) -> (B, T', 2 * hidden), (B,)."""
         if self.subsampling is not None:
             features, lengths = self.subsampling(features, lengths)
-        return _run_lstm(self.lstm, self.input_norm(features), lengths), lengths
+        return _run_lstm(self.lstm, features, lengths), lengths
 
 
 def _concatenate_pairs(x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
