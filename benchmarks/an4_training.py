@@ -238,6 +238,7 @@ def section() -> str:
     for family, r in accuracy.items():
         if r.get("note"):
             lines.append(f"- {LABELS[family]}: {r['note']}")
+    lines.append("")
     missing = [LABELS[f] for f in FAMILIES if f not in accuracy]
     if missing:
         lines.append(f"Not measured yet: {', '.join(missing)}.\n")
@@ -290,6 +291,7 @@ def section() -> str:
             "Trained (commit)",
         ]
         lines.append(common.markdown_table(headers, rows))
+        lines += [f"- {LABELS[f]}: {r['note']}" for f, r in ddp.items() if r.get("note")]
     return "\n".join(lines)
 
 
