@@ -28,13 +28,13 @@ class EncoderConfig:
     """Feed-forward inner size (transformer, conformer)."""
     dropout: float = 0.1
     subsampling: int = 4
-    """Time reduction: of the Conv2d front (1, 2, 4, 6 or 8) for blstm, transformer and
-    conformer; for pblstm the total reduction of the pyramid (a power of 2, 2 per layer)."""
+    """Time reduction: frames stacked per output frame for blstm (any positive number); of
+    the Conv2d front (1, 2, 4, 6 or 8) for transformer and conformer; for pblstm the total
+    reduction of the pyramid (a power of 2, 2 per layer)."""
     conv_kernel: int = 15
     """Depthwise convolution kernel of the conformer (odd)."""
     conv_channels: int | None = None
-    """Channels of the Conv2d front; ``None``: the encoder's width (``2 * hidden`` for blstm,
-    whose LSTMs are wide: 64 gives a VGG-like front at a fraction of the cost)."""
+    """Channels of the Conv2d front (transformer, conformer); ``None``: ``hidden``."""
 
     def validate(self) -> None:
         _check_choice("encoder", "type", self.type, ENCODER_TYPES)
@@ -60,7 +60,7 @@ class EncoderConfig:
                     f"encoder.layers: pblstm with subsampling {self.subsampling} needs at least "
                     f"{needed} layers (one BLSTM, then the pyramid), got {self.layers}"
                 )
-        elif self.subsampling not in CONV_SUBSAMPLING:
+        elif self.type != "blstm" and self.subsampling not in CONV_SUBSAMPLING:
             raise OptionError(
                 f"encoder.subsampling: must be one of {', '.join(map(str, CONV_SUBSAMPLING))}, "
                 f"got {self.subsampling}"

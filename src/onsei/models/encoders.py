@@ -122,20 +122,31 @@ def _run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Te
     return output
 
 
+def stack_frames(
+    x: torch.Tensor, lengths: torch.Tensor, factor: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each ``factor`` consecutive frames side by side, an incomplete last group dropped:
+    (B, T, D), (B,) -> (B, T // factor, factor * D), (B,) divided by ``factor``."""
+    batch, frames, dim = x.shape
+    kept = frames // factor
+    return x[:, : kept * factor].reshape(batch, kept, factor * dim), lengths // factor
+
+
 class BLSTMEncoder(nn.Module):
-    """Optional ``Conv2dSubsampling`` (to ``2 * hidden``) when ``subsampling`` > 1, then
-    ``layers`` bidirectional LSTM layers with dropout between them; ``output_dim = 2 * hidden``."""
+    """Frame stacking by ``subsampling`` (the low frame rate of Sak et al. 2015: ``subsampling``
+    consecutive feature frames side by side), then ``layers`` bidirectional LSTM layers with
+    dropout between them; ``output_dim = 2 * hidden``.
+
+    Stacking rather than a Conv2d front: trained on 120 AN4 utterances, a BLSTM-CTC behind a
+    4x Conv2d front (64 channels) was still on the all-blank plateau (loss 62) after 300
+    updates, where the same BLSTM on stacked frames had reached loss 13."""
 
     def __init__(self, in_dim: int, config: EncoderConfig):
         super().__init__()
         self.output_dim = 2 * config.hidden
-        self.subsampling = (
-            Conv2dSubsampling(in_dim, self.output_dim, config.subsampling, config.conv_channels)
-            if config.subsampling > 1
-            else None
-        )
+        self.subsampling = config.subsampling
         self.lstm = nn.LSTM(
-            self.output_dim if self.subsampling else in_dim,
+            in_dim * config.subsampling,
             config.hidden,
             num_layers=config.layers,
             batch_first=True,
@@ -146,17 +157,9 @@ class BLSTMEncoder(nn.Module):
     def forward(
         self, features: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, in_dim), (B,) -> (B, T', 2 * hidden), (B,)."""
-        if self.subsampling is not None:
-            features, lengths = self.subsampling(features, lengths)
+        """(B, T, in_dim), (B,) -> (B, T // subsampling, 2 * hidden), (B,)."""
+        features, lengths = stack_frames(features, lengths, self.subsampling)
         return _run_lstm(self.lstm, features, lengths), lengths
-
-
-def _concatenate_pairs(x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frames ``2i`` and ``2i+1`` side by side; an odd last frame is dropped.
-    (B, T, D), (B,) -> (B, T // 2, 2D), (B,) halved."""
-    batch, frames, dim = x.shape
-    return x[:, : frames // 2 * 2].reshape(batch, frames // 2, 2 * dim), lengths // 2
 
 
 class PyramidalBLSTMEncoder(nn.Module):
@@ -185,7 +188,7 @@ class PyramidalBLSTMEncoder(nn.Module):
             if index > 0:
                 x = self.dropout(x)
             if 1 <= index <= self.pyramid:
-                x, lengths = _concatenate_pairs(x, lengths)
+                x, lengths = stack_frames(x, lengths, 2)
             x = _run_lstm(lstm, x, lengths)
         return x, lengths
 
