@@ -76,6 +76,27 @@ def test_every_an4_recipe_builds_a_model_that_trains_a_step(path: Path):
     assert len(model.recognize(batch.waveforms, lengths)) == 2
 
 
+def test_an_auxiliary_ctc_loss_trains_the_encoder_but_stays_out_of_the_search():
+    recipe = load_recipe(REPO / "recipes" / "yesno" / "transformer.yaml")
+    recipe.model.aux_ctc_weight = 0.25
+    cmvn = GlobalCMVN(torch.zeros(recipe.features.n_mels), torch.ones(recipe.features.n_mels))
+    model = build_model(recipe.model, recipe.features, cmvn, vocab_size=6)
+    batch = Batch(
+        ["a"],
+        torch.randn(1, 16000) * 0.1,
+        torch.tensor([16000]),
+        torch.tensor([[3, 4]]),
+        torch.tensor([2]),
+    )
+    losses = model(batch)
+    expected = 0.75 * losses["attention"] + 0.25 * losses["ctc"]
+    assert torch.allclose(losses["loss"], expected)
+    losses["loss"].backward()
+    assert model.ctc_head is not None and model.ctc_head.weight.grad is not None
+    encoded, _ = model.encode(batch.waveforms, batch.waveform_lengths)
+    assert model.ctc_weight == 0.0 and model.ctc_log_probs_of(encoded) is None
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -83,6 +104,7 @@ def test_every_an4_recipe_builds_a_model_that_trains_a_step(path: Path):
         (lambda r: r["train"].update(epochs="many"), "train.epochs: expected int"),
         (lambda r: r["model"].update(family="hmm"), "model.family: unknown family"),
         (lambda r: r.pop("data"), "data"),
+        (lambda r: r["model"].update(aux_ctc_weight=0.3), "aux_ctc_weight: applies to the las"),
     ],
 )
 def test_bad_recipes_name_the_key(tmp_path: Path, change, message: str):

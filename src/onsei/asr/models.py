@@ -4,7 +4,8 @@ losses, ``recognize(waveforms, lengths)`` the greedy token sequences. One Traine
 - ``CTCModel``: encoder + linear + CTC (the BiLSTM-CTC or Conformer-CTC of the recipes).
 - ``AttentionModel``: encoder + attention decoder, label-smoothed cross-entropy; with
   ``ctc_weight`` > 0 also a CTC head on the shared encoder (joint CTC-attention, Watanabe et
-  al. 2017). LAS (pyramidal BiLSTM + LSTM speller) and the Transformer are configurations of it.
+  al. 2017). LAS (pyramidal BiLSTM + LSTM speller) and the Transformer are configurations of it,
+  whose CTC head (``aux_ctc_weight`` > 0) only trains the encoder.
 - ``TransducerModel``: encoder + prediction network + joint network, RNN-T loss.
 """
 
@@ -135,13 +136,19 @@ class CTCModel(ASRModel):
 
 
 class AttentionModel(ASRModel):
-    """Attention encoder-decoder; a CTC head joins in when ``ctc_weight`` > 0."""
+    """Attention encoder-decoder; a CTC head joins in when the family's CTC weight is above 0:
+    in the loss and the search for joint CTC-attention (``ctc_weight``), in the loss alone for
+    las and transformer (``aux_ctc_weight``)."""
 
     def __init__(self, config: ModelConfig, frontend: FrontEnd, vocab_size: int):
         super().__init__(config, frontend, vocab_size)
         self.decoder = build_decoder(config.decoder, vocab_size, self.encoder.output_dim)
-        self.ctc_weight = config.ctc_weight if config.family == "joint_ctc_attention" else 0.0
-        self.ctc_head = nn.Linear(self.encoder.output_dim, vocab_size) if self.ctc_weight else None
+        joint = config.family == "joint_ctc_attention"
+        self.ctc_weight = config.ctc_weight if joint else 0.0  # of CTC prefix scores in search
+        self.loss_ctc_weight = config.ctc_weight if joint else config.aux_ctc_weight
+        self.ctc_head = (
+            nn.Linear(self.encoder.output_dim, vocab_size) if self.loss_ctc_weight else None
+        )
 
     def decoder_io(self, targets: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``[sos, y1..yn]`` inputs and ``[y1..yn, eos]`` outputs (padding -1), (B, U+1)."""
@@ -173,12 +180,14 @@ class AttentionModel(ASRModel):
             return {"loss": attention, **parts}
         log_probs = self.ctc_head(encoded).log_softmax(-1)
         ctc = ctc_loss(log_probs, lengths, batch.targets, batch.target_lengths)
-        loss = (1 - self.ctc_weight) * attention + self.ctc_weight * ctc
+        loss = (1 - self.loss_ctc_weight) * attention + self.loss_ctc_weight * ctc
         return {"loss": loss, "ctc": ctc.detach(), **parts}
 
     def ctc_log_probs_of(self, encoded: torch.Tensor) -> torch.Tensor | None:
         """CTC posteriors ``(B, T', V)`` of encoder output (joint models), else None."""
-        return None if self.ctc_head is None else self.ctc_head(encoded).log_softmax(-1)
+        if self.ctc_head is None or not self.ctc_weight:
+            return None
+        return self.ctc_head(encoded).log_softmax(-1)
 
     @torch.no_grad()
     def recognize(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:

@@ -54,7 +54,12 @@ class ModelConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     transducer: TransducerConfig = field(default_factory=TransducerConfig)
     ctc_weight: float = 0.3
-    """Share of the CTC loss in joint CTC-attention training."""
+    """Share of the CTC loss in joint CTC-attention training, and of the CTC prefix score in its
+    search."""
+    aux_ctc_weight: float = 0.0
+    """Share of an auxiliary CTC loss on the encoder of the attention-only families (las,
+    transformer), as ESPnet's Transformer recipes train (Karita et al. 2019); their searches
+    stay attention-only."""
     label_smoothing: float = 0.1
 
 
@@ -100,6 +105,13 @@ class Recipe:
             raise OptionError(f"train.scheduler: unknown scheduler {self.train.scheduler!r}")
         if not 0.0 <= self.model.ctc_weight <= 1.0:
             raise OptionError("model.ctc_weight: must be between 0 and 1")
+        if not 0.0 <= self.model.aux_ctc_weight < 1.0:
+            raise OptionError("model.aux_ctc_weight: must be at least 0 and below 1")
+        if self.model.aux_ctc_weight and self.model.family not in ("las", "transformer"):
+            raise OptionError(
+                "model.aux_ctc_weight: applies to the las and transformer families "
+                f"(joint_ctc_attention has ctc_weight), not {self.model.family}"
+            )
         for name in ("epochs", "accum_grad", "average_best"):
             if getattr(self.train, name) < 1:
                 raise OptionError(f"train.{name}: must be at least 1")
