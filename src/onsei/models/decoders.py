@@ -136,12 +136,29 @@ class LSTMSpeller(nn.Module):
 
 @dataclass
 class TransformerDecoderState:
-    """What ``TransformerDecoder.step`` attends to (the prefix is recomputed at each step)."""
+    """What ``TransformerDecoder.step`` needs: per layer, the keys and values of the encoder
+    output (computed once) and of the prefix so far (one position added per step)."""
 
-    memory: torch.Tensor
-    """(B, T, hidden) encoder outputs projected to the decoder's width."""
+    memory_keys: list[torch.Tensor]
+    """Per layer (B, heads, T, hidden / heads)."""
+    memory_values: list[torch.Tensor]
     mask: torch.Tensor
-    """(B, T) True on real frames."""
+    """(B, 1, 1, T) True on real frames."""
+    prefix_keys: list[torch.Tensor]
+    """Per layer (B, heads, u - 1, hidden / heads): the self-attention keys of the prefix."""
+    prefix_values: list[torch.Tensor]
+
+
+def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, L, D) -> (B, heads, L, D / heads)."""
+    batch, length, dim = x.shape
+    return x.reshape(batch, length, heads, dim // heads).transpose(1, 2)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, heads, L, d) -> (B, L, heads * d)."""
+    batch, heads, length, dim = x.shape
+    return x.transpose(1, 2).reshape(batch, length, heads * dim)
 
 
 class TransformerDecoder(nn.Module):
@@ -153,6 +170,7 @@ class TransformerDecoder(nn.Module):
         super().__init__()
         self.vocab_size = vocab_size
         self.sos_eos = vocab_size - 1
+        self.heads = config.heads
         self.memory_projection = (
             nn.Linear(encoder_dim, config.hidden) if encoder_dim != config.hidden else nn.Identity()
         )
@@ -180,38 +198,101 @@ class TransformerDecoder(nn.Module):
         self, encoded: torch.Tensor, encoded_lengths: torch.Tensor
     ) -> TransformerDecoderState:
         """encoded: (B, T, D), encoded_lengths: (B,)."""
+        memory = self.memory_projection(encoded)
+        keys, values = [], []
+        for layer in self.layers:
+            attention = layer.multihead_attn
+            _, key_weight, value_weight = attention.in_proj_weight.chunk(3)
+            _, key_bias, value_bias = attention.in_proj_bias.chunk(3)
+            keys.append(
+                _split_heads(
+                    nn.functional.linear(memory, key_weight, key_bias), attention.num_heads
+                )
+            )
+            values.append(
+                _split_heads(
+                    nn.functional.linear(memory, value_weight, value_bias), attention.num_heads
+                )
+            )
+        empty = memory.new_zeros(memory.shape[0], self.heads, 0, memory.shape[2] // self.heads)
         return TransformerDecoderState(
-            memory=self.memory_projection(encoded),
-            mask=padding_mask(encoded_lengths, encoded.shape[1]),
+            memory_keys=keys,
+            memory_values=values,
+            mask=padding_mask(encoded_lengths, encoded.shape[1])[:, None, None, :],
+            prefix_keys=[empty] * len(self.layers),
+            prefix_values=[empty] * len(self.layers),
         )
 
-    def _decode(self, inputs: torch.Tensor, state: TransformerDecoderState) -> torch.Tensor:
-        """(B, U) token ids -> logits (B, U, vocab), each position seeing itself and before."""
+    def _decode(
+        self, inputs: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, U) token ids, memory (B, T, hidden), mask (B, T) True on real frames -> logits
+        (B, U, vocab), each position seeing itself and before."""
         length = inputs.shape[1]
         causal = torch.ones(length, length, dtype=torch.bool, device=inputs.device).triu(1)
         x = self.positions(self.embed(inputs))
         for layer in self.layers:
-            x = layer(x, state.memory, tgt_mask=causal, memory_key_padding_mask=~state.mask)
+            x = layer(x, memory, tgt_mask=causal, memory_key_padding_mask=~memory_mask)
         return self.output(self.norm(x))
 
     def forward(
         self, encoded: torch.Tensor, encoded_lengths: torch.Tensor, inputs: torch.Tensor
     ) -> torch.Tensor:
         """Teacher forcing: (B, T, D), (B,), (B, U) -> logits (B, U, vocab)."""
-        return self._decode(inputs, self.init_state(encoded, encoded_lengths))
+        mask = padding_mask(encoded_lengths, encoded.shape[1])
+        return self._decode(inputs, self.memory_projection(encoded), mask)
 
     def step(
         self, prefix: torch.Tensor, state: TransformerDecoderState
     ) -> tuple[torch.Tensor, TransformerDecoderState]:
-        """prefix (B, u) -> next-token log-probabilities (B, vocab), recomputed over the
-        whole prefix; the state does not change."""
-        return self._decode(prefix, state)[:, -1].log_softmax(dim=-1), state
+        """prefix (B, u) -> next-token log-probabilities (B, vocab) and the state with the
+        last position's keys and values added: only that position is computed (the layers of
+        ``forward`` in inference mode, without dropout). The state must hold ``u - 1``
+        positions, as the previous step left it."""
+        cached = state.prefix_keys[0].shape[2]
+        if cached != prefix.shape[1] - 1:
+            raise ValueError(f"state holds {cached} positions for a prefix of {prefix.shape[1]}")
+        x = self.positions(self.embed(prefix))[:, -1:]  # (B, 1, hidden)
+        prefix_keys, prefix_values = [], []
+        for index, layer in enumerate(self.layers):
+            attention = layer.self_attn
+            query, key, value = nn.functional.linear(
+                layer.norm1(x), attention.in_proj_weight, attention.in_proj_bias
+            ).chunk(3, dim=-1)
+            keys = torch.cat([state.prefix_keys[index], _split_heads(key, self.heads)], dim=2)
+            values = torch.cat([state.prefix_values[index], _split_heads(value, self.heads)], 2)
+            prefix_keys.append(keys)
+            prefix_values.append(values)
+            attended = nn.functional.scaled_dot_product_attention(
+                _split_heads(query, self.heads), keys, values
+            )
+            x = x + attention.out_proj(_merge_heads(attended))
+            attention = layer.multihead_attn
+            query_weight = attention.in_proj_weight.chunk(3)[0]
+            query_bias = attention.in_proj_bias.chunk(3)[0]
+            query = nn.functional.linear(layer.norm2(x), query_weight, query_bias)
+            attended = nn.functional.scaled_dot_product_attention(
+                _split_heads(query, self.heads),
+                state.memory_keys[index],
+                state.memory_values[index],
+                attn_mask=state.mask,
+            )
+            x = x + attention.out_proj(_merge_heads(attended))
+            x = x + layer.linear2(layer.activation(layer.linear1(layer.norm3(x))))
+        log_probs = self.output(self.norm(x[:, 0])).log_softmax(dim=-1)
+        return log_probs, replace(state, prefix_keys=prefix_keys, prefix_values=prefix_values)
 
     def select_state(
         self, state: TransformerDecoderState, indices: torch.Tensor
     ) -> TransformerDecoderState:
-        """Rows ``indices`` (N,) of the memory and its mask."""
-        return TransformerDecoderState(memory=state.memory[indices], mask=state.mask[indices])
+        """Rows ``indices`` (N,) of every cached tensor."""
+        return TransformerDecoderState(
+            memory_keys=[keys[indices] for keys in state.memory_keys],
+            memory_values=[values[indices] for values in state.memory_values],
+            mask=state.mask[indices],
+            prefix_keys=[keys[indices] for keys in state.prefix_keys],
+            prefix_values=[values[indices] for values in state.prefix_values],
+        )
 
 
 def build_decoder(config: DecoderConfig, vocab_size: int, encoder_dim: int) -> nn.Module:
