@@ -205,14 +205,10 @@ class TransformerDecoder(nn.Module):
             _, key_weight, value_weight = attention.in_proj_weight.chunk(3)
             _, key_bias, value_bias = attention.in_proj_bias.chunk(3)
             keys.append(
-                _split_heads(
-                    nn.functional.linear(memory, key_weight, key_bias), attention.num_heads
-                )
+                _split_heads(nn.functional.linear(memory, key_weight, key_bias), self.heads)
             )
             values.append(
-                _split_heads(
-                    nn.functional.linear(memory, value_weight, value_bias), attention.num_heads
-                )
+                _split_heads(nn.functional.linear(memory, value_weight, value_bias), self.heads)
             )
         empty = memory.new_zeros(memory.shape[0], self.heads, 0, memory.shape[2] // self.heads)
         return TransformerDecoderState(
