@@ -248,7 +248,10 @@ def section() -> str:
             "Seconds of training audio per wall-clock second, median over the epochs after the "
             "first of a short run of each recipe (`throughput` mode). On this 2-core machine "
             "the one process already uses both cores (2 torch threads), so DDP's gain is the "
-            "gain of data parallelism over intra-op threading, less gradient all-reduce.\n"
+            "gain of data parallelism over intra-op threading, less gradient all-reduce. "
+            "These torchrun figures were measured when each process trained on whole batches "
+            "of the recipe's size, before `max_batch_seconds` became the batch of one update "
+            "(each process now computes half of it); not re-measured yet.\n"
         )
         rows = [
             [
@@ -266,8 +269,8 @@ def section() -> str:
         lines.append(
             "\n### Quality under torchrun: the same recipe, 2 processes\n\n"
             "`ddp` mode: the recipe's 55-minute run under `torchrun --nproc_per_node 2` (each "
-            "process takes every other batch, so an update sees twice the audio and an epoch "
-            "has half the updates), decoded like the one-process run.\n"
+            "process computes half of every batch, so the updates are those of one process), "
+            "decoded like the one-process run.\n"
         )
         rows = [
             [

@@ -37,7 +37,13 @@ def duration_batches(durations: Sequence[float], max_batch_seconds: float) -> li
 
 class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
     """Yields the batches of ``duration_batches`` in a shuffled order that depends only on
-    ``seed`` and the epoch; with ``world_size`` > 1 each rank takes every world_size-th batch.
+    ``seed`` and the epoch.
+
+    ``max_batch_seconds`` is the batch of one update whatever the number of processes: with
+    ``world_size`` > 1 every rank takes its share of each batch (items ``rank::world_size``), so
+    a torchrun run makes the same updates on the same data as a single process. A batch with
+    fewer items than ranks is given whole to the ranks left without an item; DDP's average of
+    identical gradients is that batch's gradient.
 
     ``state_dict``/``load_state_dict`` record the epoch and how many batches were consumed, so
     a resumed run continues with the next batch of the same epoch.
@@ -65,8 +71,9 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         batches = list(self.batches)
         if self.shuffle:
             random.Random(self.seed * 1_000_003 + self.epoch).shuffle(batches)
-        usable = len(batches) - len(batches) % self.world_size if self.world_size > 1 else None
-        return batches[:usable][self.rank :: self.world_size]
+        if self.world_size == 1:
+            return batches
+        return [batch[self.rank :: self.world_size] or batch for batch in batches]
 
     def __len__(self) -> int:
         return len(self._epoch_batches())
