@@ -286,6 +286,29 @@ def test_resume_continues_after_the_last_checkpoint(tmp_path: Path, yesno_data: 
     assert (exp / "checkpoints" / "latest").read_text().strip() == "epoch002.pt"
 
 
+def test_weights_of_another_architecture_or_a_broken_model_file_fail_in_one_line(
+    tmp_path: Path, yesno_data: Path, capsys
+):
+    exp = tmp_path / "exp"
+    recipe = write_recipe(tmp_path, yesno_data, epochs=1)
+    assert main(["train", str(recipe), "--exp", str(exp)]) == 0
+    wav = str(shared("yesno/waves_yesno/0_0_1_0_1_0_0_1.wav"))
+    config = exp / "config.yaml"
+    trained = config.read_text()
+    config.write_text(trained.replace("layers: 2", "layers: 3"))  # as an older onsei would differ
+    capsys.readouterr()
+    assert main(["transcribe", wav, "--model", str(exp), "-o", str(tmp_path)]) != 0
+    error = capsys.readouterr().err.strip()
+    assert "do not fit" in error and "missing: encoder.blocks.2." in error, error
+    assert len(error.splitlines()) == 1 and "Traceback" not in error
+
+    config.write_text(trained)
+    (exp / "model.pt").write_bytes(b"not a checkpoint")
+    assert main(["transcribe", wav, "--model", str(exp), "-o", str(tmp_path)]) != 0
+    error = capsys.readouterr().err.strip()
+    assert "model.pt: unreadable" in error and len(error.splitlines()) == 1, error
+
+
 def test_a_failed_checkpoint_write_keeps_the_previous_latest(tmp_path, yesno_data, monkeypatch):
     exp = tmp_path / "exp"
     recipe = load_recipe(write_recipe(tmp_path, yesno_data, epochs=2, average_best=2))

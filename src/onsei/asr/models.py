@@ -18,6 +18,7 @@ from torch.nn import functional
 from onsei.asr.recipe import FeatureConfig, ModelConfig
 from onsei.data.batching import Batch, padding_mask
 from onsei.decoding.ctc import ctc_greedy
+from onsei.errors import ModelError
 from onsei.features import FbankOptions, GlobalCMVN, LogMelFbank, SpecAugment, SpecAugmentOptions
 from onsei.losses.transducer import transducer_loss
 from onsei.models.decoders import build_decoder
@@ -281,3 +282,30 @@ def build_model(
     config: ModelConfig, features: FeatureConfig, cmvn: GlobalCMVN, vocab_size: int
 ) -> ASRModel:
     return FAMILY_CLASSES[config.family](config, FrontEnd(features, cmvn), vocab_size)
+
+
+def load_weights(model: ASRModel, weights: dict[str, torch.Tensor], source: str) -> None:
+    """``model.load_state_dict(weights)``, or a ``ModelError`` naming ``source`` and the first
+    differing parameters when the weights were saved by a different architecture (an older
+    onsei, or a recipe edited after training)."""
+    expected = model.state_dict()
+    differences = {
+        "missing": [name for name in expected if name not in weights],
+        "unexpected": [name for name in weights if name not in expected],
+        "other shape": [
+            name
+            for name, tensor in weights.items()
+            if name in expected and tensor.shape != expected[name].shape
+        ],
+    }
+    problems = [
+        f"{label}: {', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
+        for label, names in differences.items()
+        if names
+    ]
+    if problems:
+        raise ModelError(
+            f"{source}: the saved weights do not fit the {type(model).__name__} its recipe builds "
+            f"({'; '.join(problems)}); another onsei version or recipe trained it: retrain it"
+        )
+    model.load_state_dict(weights)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from onsei.asr.models import ASRModel, build_model
+from onsei.asr.models import ASRModel, build_model, load_weights
 from onsei.asr.recipe import load_recipe
 from onsei.asr.search import Searcher, SearchOptions
 from onsei.asr.trainer import CMVN_FILE, CONFIG_FILE, MODEL_FILE
@@ -35,8 +35,12 @@ def load_trained_model(exp_dir: str | os.PathLike, device: str = "cpu") -> tuple
     tokenizer = load_tokenizer(exp_dir)
     cmvn = GlobalCMVN.load(exp_dir / CMVN_FILE)
     model = build_model(recipe.model, recipe.features, cmvn, tokenizer.vocab_size)
-    saved = torch.load(exp_dir / MODEL_FILE, map_location="cpu", weights_only=False)
-    model.load_state_dict(saved["model"])
+    try:
+        saved = torch.load(exp_dir / MODEL_FILE, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises several types for a truncated or foreign file
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ModelError(f"{exp_dir / MODEL_FILE}: unreadable ({reason})") from error
+    load_weights(model, saved["model"], str(exp_dir / MODEL_FILE))
     return model.to(device).eval(), tokenizer
 
 

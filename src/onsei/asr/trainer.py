@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from onsei.asr.metric_log import MetricLog
-from onsei.asr.models import ASRModel, build_model
+from onsei.asr.models import ASRModel, build_model, load_weights
 from onsei.asr.recipe import Recipe, TrainConfig, dump_recipe
 from onsei.asr.search import Searcher, SearchOptions
 from onsei.audio import SAMPLE_RATE, load_audio
@@ -434,7 +434,7 @@ class Trainer:
         checkpoint = torch.load(
             self.checkpoints / name, map_location=self.device, weights_only=False
         )
-        model.load_state_dict(checkpoint["model"])
+        load_weights(model, checkpoint["model"], str(self.checkpoints / name))
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         sampler.load_state_dict(checkpoint["sampler"])
