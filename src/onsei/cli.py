@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from onsei.errors import AudioError, OnseiError, OptionError, print_error
+from onsei.errors import AudioError, OnseiError, OptionError, OutputError, print_error
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -300,6 +300,25 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--unit", choices=("word", "char"), default="word")
     lp.add_argument("--lowercase", action="store_true")
 
+    cv = commands.add_parser(
+        "convert",
+        help="convert Whisper weights: CTranslate2 to transformers or openai-whisper, "
+        "transformers to CTranslate2 (lossless)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    cv.add_argument(
+        "model",
+        help="--to hf/openai: a bundled model name or CTranslate2 directory; "
+        "--to ct2: a transformers Whisper directory",
+    )
+    cv.add_argument("--to", required=True, choices=("hf", "openai", "ct2"), help="format to write")
+    cv.add_argument("output", help="directory to write")
+    cv.add_argument(
+        "--quantization",
+        default=None,
+        choices=("int8", "int8_float32", "int8_float16", "int16", "float16", "float32"),
+        help="--to ct2: weight type of the CTranslate2 model (default: that of the weights)",
+    )
     commands.add_parser("models", help="list the models available offline")
     commands.add_parser("languages", help="list the language codes Whisper knows")
     return parser
@@ -453,6 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _run_train,
         "eval": _run_eval,
         "lm": _run_lm,
+        "convert": _run_convert,
         "models": _run_models,
         "languages": _run_languages,
     }
@@ -521,6 +541,29 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         verbose=args.verbose,
     )
     return EXIT_FAILED if batch.run(args.audio).failed else 0
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub lookups (and their retries) offline
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from onsei.whisper import convert
+    from onsei.whisper.registry import resolve_whisper_model
+
+    if args.quantization and args.to != "ct2":
+        raise OptionError("--quantization applies to --to ct2 only")
+    try:
+        if args.to == "ct2":
+            written = convert.export_ct2(args.model, args.output, args.quantization)
+        else:
+            source = resolve_whisper_model(args.model)
+            export = convert.export_hf if args.to == "hf" else convert.export_openai
+            written = export(source, args.output)
+    except OSError as error:
+        raise OutputError(f"{args.output}: cannot write ({error.strerror or error})") from error
+    print(f"wrote {written}")
+    return 0
 
 
 def _run_detect_language(args: argparse.Namespace) -> int:
