@@ -25,6 +25,8 @@ from onsei.asr.evaluate import evaluate
 from onsei.asr.search import SearchOptions
 
 WORK = an4_training.WORK / "decoding"
+FIGURES = common.FIGURES_DIR / "an4_decoding"
+"""Each family's rows, one JSON file per family (committed; RESULTS.md is rebuilt from them)."""
 CTC_FAMILIES = ("conformer_ctc", "blstm_ctc")
 ATTENTION_FAMILIES = ("las", "transformer", "joint_ctc_attention")
 
@@ -125,7 +127,7 @@ def section() -> str:
     ]
     rows = []
     for family in an4_training.FAMILIES:
-        path = WORK / f"{family}.json"
+        path = FIGURES / f"{family}.json"
         if not path.is_file():
             continue
         result = json.loads(path.read_text(encoding="utf-8"))
@@ -160,7 +162,8 @@ def main() -> None:
     for family in families:
         print(f"== {family}", flush=True)
         result = measure(family, args.beam, lms)
-        (WORK / f"{family}.json").write_text(json.dumps(result, indent=1) + "\n")
+        FIGURES.mkdir(parents=True, exist_ok=True)
+        (FIGURES / f"{family}.json").write_text(json.dumps(result, indent=1) + "\n")
         for name, row in result["rows"].items():
             print(f"{family} {name}: WER {100 * row['wer']:.1f}% {row['options']}", flush=True)
         common.write_section("an4_decoding", section())

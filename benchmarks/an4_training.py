@@ -11,7 +11,7 @@ throughput  Train each recipe for a few epochs twice, side by side: one process 
             wall-clock second, median over the epochs after the first.
 ddp         The accuracy run under ``torchrun --nproc_per_node 2``: the same quality?
 
-Figures of each family are kept in benchmarks/work/an4_training/{accuracy,ddp,throughput}/F.json,
+Figures of each family are kept in benchmarks/figures/an4_training/{accuracy,ddp,throughput}/F.json,
 so the hours of training can be split over several sittings; the RESULTS.md section is rebuilt
 from every family measured so far (the "Date" column says when each was).
 
@@ -47,6 +47,9 @@ LABELS = {
 RECIPES = common.REPO_DIR / "recipes" / "an4"
 DATA = common.REPO_DIR / "data" / "an4"
 WORK = common.WORK_DIR / "an4_training"
+FIGURES = common.FIGURES_DIR / "an4_training"
+"""Each family's measured figures, one JSON file per part and family (committed: an hour of
+training each, and RESULTS.md is rebuilt from them)."""
 TORCHRUN = str(Path(common.PYTHON).with_name("torchrun"))
 
 
@@ -169,14 +172,14 @@ def measure_throughput(family: str, epochs: int) -> dict:
 def load_results(part: str) -> dict[str, dict]:
     results = {}
     for family in FAMILIES:
-        path = WORK / part / f"{family}.json"
+        path = FIGURES / part / f"{family}.json"
         if path.is_file():
             results[family] = json.loads(path.read_text(encoding="utf-8"))
     return results
 
 
 def save_result(part: str, result: dict) -> None:
-    path = WORK / part / f"{result['family']}.json"
+    path = FIGURES / part / f"{result['family']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
@@ -258,7 +261,8 @@ def section() -> str:
                 LABELS[f],
                 f"{r['single']:.0f}",
                 f"{r['torchrun2']:.0f}",
-                f"{r['torchrun2'] / r['single']:.2f}x",
+                # figures rebuilt from an older RESULTS.md keep its unrounded ratio
+                f"{r.get('ratio', r['torchrun2'] / r['single']):.2f}x",
                 r["date"],
             ]
             for f, r in throughput.items()

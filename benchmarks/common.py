@@ -30,6 +30,9 @@ REPO_DIR = BENCH_DIR.parent
 DATA_DIR = REPO_DIR.parent / "shared" / "data"
 WORK_DIR = BENCH_DIR / "work"
 """Scratch files (generated audio, outputs); gitignored."""
+FIGURES_DIR = BENCH_DIR / "figures"
+"""Figures that took hours to measure (training runs), kept in the repository as JSON so that
+RESULTS.md can be rebuilt on any checkout."""
 RESULTS = BENCH_DIR / "RESULTS.md"
 PYTHON = sys.executable
 ONSEI_CLI = str(Path(PYTHON).with_name("onsei"))
