@@ -17,9 +17,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -41,7 +40,6 @@ SAMPLE_RATE = 16000
 _LOAD_AT_START = os.getloadavg()[0]
 """1-minute load average when the benchmark started (other work on the machine skews timings)."""
 
-_DIGIT_WORDS = "zero one two three four five six seven eight nine".split()
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -95,32 +93,12 @@ def write_wav(path: Path, audio: np.ndarray) -> Path:
 # --- text -----------------------------------------------------------------------------------
 
 
-@cache
-def _english_normalizer() -> Callable[[str], str]:
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    return EnglishTextNormalizer()
-
-
-def _spell_digits(text: str, keep_ordinals: bool) -> str:
-    """Write every digit as its own English word: "7154" -> " seven one five four "."""
-    ordinal = r"|st\b|nd\b|rd\b|th\b" if keep_ordinals else ""
-    # keep_ordinals: "1st" stays whole, or the normaliser would read "st" as "saint"
-    pattern = rf"(?<!\d)\d+(?!\d{ordinal})"
-    return re.sub(pattern, lambda m: " " + " ".join(_DIGIT_WORDS[int(d)] for d in m[0]) + " ", text)
-
-
 def normalise(text: str) -> str:
-    """Whisper's EnglishTextNormalizer, with every digit spelled out as a separate word.
+    """onsei's ``whisper`` normaliser: Whisper's English normaliser, digits spelled out one
+    word per digit (see ``onsei.text.normalizers``)."""
+    from onsei.text.normalizers import normalize_whisper
 
-    EnglishTextNormalizer turns number words into digits but groups them unpredictably
-    ("SEVEN ONE FIVE FOUR" -> "7154", "7 1 5 4" -> "7 one 5 4", "331-0188" -> "331 188"). So digits
-    are spelled out before it (one word per digit) and again after it: both sides end as one
-    word per digit ("seven one five four"), whatever grouping either side used.
-    """
-    spelled = _spell_digits(text, keep_ordinals=True)
-    normalised = _english_normalizer()(spelled)
-    return " ".join(_spell_digits(normalised, keep_ordinals=False).split())
+    return normalize_whisper(text)
 
 
 def corpus_wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:

@@ -194,7 +194,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     lms = an4_decoding.train_lms()
-    tuned = json.loads((an4_decoding.WORK / "conformer_ctc.json").read_text())
+    tuned = json.loads((an4_decoding.FIGURES / "conformer_ctc.json").read_text())
     weights = tuned["rows"]["beam + LM"]["options"]
     _, tokenizer = load_trained_model(EXP)
     symbols = tokenizer.symbols()

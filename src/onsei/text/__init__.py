@@ -1,1 +1,1 @@
-"""Text: tokenizers (and, later, normalizers)."""
+"""Text: tokenizers, and the normalisers applied before scoring."""
