@@ -107,7 +107,8 @@ def today() -> str:
 def measure_accuracy(family: str, distributed: bool = False) -> dict:
     """Train ``family``'s recipe (under torchrun with 2 processes if ``distributed``) and
     decode AN4 test greedily."""
-    from onsei.asr.evaluate import evaluate, write_report
+    from onsei.asr.evaluate import evaluate
+    from onsei.scoring import write_report
 
     name = f"{family}_ddp" if distributed else family
     exp = WORK / "exp" / name

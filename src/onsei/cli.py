@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from onsei.errors import AudioError, OnseiError, OptionError, OutputError, print_error
+from onsei.text.normalizers import NORMALIZERS
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -259,15 +260,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = commands.add_parser(
         "eval",
-        help="score a trained model on a manifest (WER, CER, speed)",
+        help="score a model, trained or Whisper, on a manifest (WER, CER, speed)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    ev.add_argument("exp", help="experiment directory of `onsei train`")
+    ev.add_argument("exp", nargs="?", default=None, help="experiment directory (or use --model)")
+    ev.add_argument(
+        "--model", default=None, help="model name or directory: Whisper or `onsei train` exp"
+    )
     ev.add_argument("--data", required=True, help="manifest to decode (JSONL)")
-    ev.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    ev.add_argument("--output", default=None, help="report folder (default: EXP/decode_<data>)")
-    ev.add_argument("--beam_size", type=int, default=1, help="1: greedy search")
+    ev.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ev.add_argument("--output", default=None, help="report folder (default: next to the model)")
+    ev.add_argument(
+        "--normalizer",
+        default="plain",
+        choices=NORMALIZERS,
+        help="applied to reference and hypothesis alike: none, plain (case, punctuation), "
+        "whisper (+ numbers), spelled (+ spelled-out letters joined)",
+    )
+    ev.add_argument(
+        "--beam_size",
+        type=int,
+        default=DefaultInt(1),
+        help="trained models: 1 is greedy; Whisper: 5 unless given",
+    )
     ev.add_argument("--hotwords", default=None, help="comma-separated words or phrases to favour")
+    ev.add_argument("--language", default=None, help="Whisper: language (default: detect)")
+    ev.add_argument("--vad_filter", type=str2bool, default=True, help="Whisper: skip non-speech")
     _add_trained_search_arguments(ev)
 
     lm = commands.add_parser("lm", help="n-gram language models for decoding (ARPA)")
@@ -642,19 +660,43 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from onsei.asr.evaluate import evaluate, write_report
-    from onsei.asr.search import SearchOptions
+    from onsei.evaluation import evaluate_model
+    from onsei.recognizer import is_trained_experiment
+    from onsei.scoring import write_report
 
-    search = SearchOptions.from_kwargs(**search_options(args))
-    report = evaluate(args.exp, args.data, device=args.device, search=search)
-    output = args.output or Path(args.exp) / f"decode_{Path(args.data).stem}"
+    if bool(args.exp) == bool(args.model):
+        raise OptionError("onsei eval: give the model either as EXP or as --model, once")
+    model = args.exp or args.model
+    defaults = build_parser().parse_args(["eval", "--data", "-"])
+    explicit = [
+        name for name in TRAINED_ONLY_OPTIONS if getattr(args, name) != getattr(defaults, name)
+    ]
+    if is_trained_experiment(model):
+        whisper_only = [
+            n for n in ("language", "vad_filter") if getattr(args, n) != getattr(defaults, n)
+        ]
+        if whisper_only:
+            raise OptionError(f"--{whisper_only[0]} applies to Whisper models only, not {model}")
+        options = search_options(args)
+        output = Path(model) / f"decode_{Path(args.data).stem}"
+    else:
+        if explicit or args.hotwords:
+            name = explicit[0] if explicit else "hotwords"
+            raise OptionError(
+                f"--{name} applies to models trained with `onsei train`, not Whisper ({model})"
+            )
+        beam = 5 if isinstance(args.beam_size, DefaultInt) else args.beam_size
+        if beam < 1:
+            raise OptionError(f"beam_size: must be at least 1, got {beam}")
+        options = {"beam_size": beam, "language": args.language, "vad_filter": args.vad_filter}
+        output = Path("decode") / f"{Path(model).name}_{Path(args.data).stem}"
+    report = evaluate_model(
+        model, args.data, device=args.device, normalizer=args.normalizer, options=options
+    )
+    output = Path(args.output) if args.output else output
     write_report(report, output)
     print(report.table())
-    print(
-        f"WER {100 * report.words.rate:.2f}%  CER {100 * report.chars.rate:.2f}%  "
-        f"decoded {report.audio_seconds:.0f} s of audio in {report.decode_seconds:.1f} s "
-        f"(RTF {report.real_time_factor:.3f}); alignments in {output}/alignments.txt"
-    )
+    print(f"{report.summary()}; alignments in {output}/alignments.txt")
     return 0
 
 
