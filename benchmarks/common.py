@@ -41,7 +41,6 @@ _LOAD_AT_START = os.getloadavg()[0]
 """1-minute load average when the benchmark started (other work on the machine skews timings)."""
 
 
-
 # --- data -----------------------------------------------------------------------------------
 
 
