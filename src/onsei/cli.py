@@ -1,5 +1,5 @@
-"""The ``onsei`` command: transcribe, detect-language, prepare, train, eval, lm, models,
-languages.
+"""The ``onsei`` command: transcribe, detect-language, prepare, train, eval, finetune, lm,
+convert, models, languages.
 
 Option names and meanings follow the whisper CLI. Every failure the user can cause (a bad file,
 model, language or option) is one line on stderr and a non-zero exit; never a traceback.
@@ -288,6 +288,42 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--vad_filter", type=str2bool, default=True, help="Whisper: skip non-speech")
     _add_trained_search_arguments(ev)
 
+    ft = commands.add_parser(
+        "finetune",
+        help="fine-tune a Whisper model on a manifest (transformers), export it to CTranslate2",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ft.add_argument("--model", default="tiny.en", help="Whisper model name or directory")
+    ft.add_argument("--train", required=True, help="training manifest (JSONL)")
+    ft.add_argument("--eval", default=None, help="manifest scored each epoch; the best is kept")
+    ft.add_argument("--exp", required=True, help="experiment directory to write")
+    ft.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    ft.add_argument("--epochs", type=float, default=5.0)
+    ft.add_argument("--learning_rate", type=float, default=1e-5, help="peak, after warm-up")
+    ft.add_argument("--warmup_steps", type=int, default=50)
+    ft.add_argument("--batch_size", type=int, default=8)
+    ft.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    ft.add_argument("--eval_batch_size", type=int, default=16)
+    ft.add_argument(
+        "--freeze_encoder",
+        action="store_true",
+        help="train the decoder only (the encoder's outputs are computed once and cached)",
+    )
+    ft.add_argument("--language", default=None, help="multilingual models: the data's language")
+    ft.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
+    ft.add_argument("--normalizer", default="plain", choices=NORMALIZERS, help="for the eval WER")
+    ft.add_argument(
+        "--max_minutes", type=float, default=None, help="stop (evaluate, save) after this long"
+    )
+    ft.add_argument("--seed", type=int, default=1234)
+    ft.add_argument(
+        "--quantization",
+        default=None,
+        choices=("int8", "int8_float32", "int8_float16", "int16", "float16", "float32"),
+        help="weight type of the CTranslate2 export (default float16)",
+    )
+    ft.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
     lm = commands.add_parser("lm", help="n-gram language models for decoding (ARPA)")
     lm_commands = lm.add_subparsers(dest="lm_command", metavar="{train,perplexity}", required=True)
     lt = lm_commands.add_parser(
@@ -489,6 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "prepare": _run_prepare,
         "train": _run_train,
         "eval": _run_eval,
+        "finetune": _run_finetune,
         "lm": _run_lm,
         "convert": _run_convert,
         "models": _run_models,
@@ -697,6 +734,39 @@ def _run_eval(args: argparse.Namespace) -> int:
     write_report(report, output)
     print(report.table())
     print(f"{report.summary()}; alignments in {output}/alignments.txt")
+    return 0
+
+
+def _run_finetune(args: argparse.Namespace) -> int:
+    from onsei.whisper.finetune import FinetuneOptions, finetune
+
+    options = FinetuneOptions(
+        train=args.train,
+        eval=args.eval,
+        model=args.model,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_steps,
+        batch_size=args.batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        eval_batch_size=args.eval_batch_size,
+        freeze_encoder=args.freeze_encoder,
+        language=args.language,
+        task=args.task,
+        normalizer=args.normalizer,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        quantization=args.quantization,
+        device=args.device,
+    )
+    result = finetune(options, args.exp, resume=args.resume)
+    if result.best_wer is not None:
+        before = "" if result.zero_shot_wer is None else f"{100 * result.zero_shot_wer:.2f}% -> "
+        print(f"eval WER ({args.normalizer}): {before}{100 * result.best_wer:.2f}% (best epoch)")
+    print(
+        f"{args.exp}: {result.epochs:g} epochs in {result.train_minutes} min; "
+        f"use it with --model {args.exp}"
+    )
     return 0
 
 

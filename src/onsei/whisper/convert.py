@@ -185,6 +185,7 @@ def export_hf(model_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     config, generation config, processor: feature extractor and tokenizer) that loads and
     generates offline, from the CTranslate2 model in ``model_dir``."""
     import torch
+    import transformers
     from transformers import (
         GenerationConfig,
         WhisperConfig,
@@ -194,6 +195,7 @@ def export_hf(model_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
         WhisperTokenizerFast,
     )
 
+    transformers.logging.disable_progress_bar()  # "Writing model shards" of one file
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     weights = read_ct2_weights(model_dir)
     if weights.spec != "WhisperSpec":

@@ -20,6 +20,8 @@ from onsei.errors import ModelError
 DEFAULT_MODEL = "base"
 
 _MODEL_FILES = ("model.bin", "config.json")
+FINETUNED_CT2_DIR = "ct2"
+"""Where an ``onsei finetune`` experiment keeps its CTranslate2 export."""
 _BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 _BASE_SIZE = 145_217_532
 
@@ -95,6 +97,12 @@ def resolve_whisper_model(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if is_whisper_model_dir(path):
         return path
+    if is_whisper_model_dir(path / FINETUNED_CT2_DIR):  # an `onsei finetune` experiment
+        return path / FINETUNED_CT2_DIR
+    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
+        raise ModelError(
+            f"{path}: a transformers model; convert it first: onsei convert {path} --to ct2 OUT"
+        )
     if path.exists():
         raise ModelError(f"{path}: not a CTranslate2 Whisper model directory (no model.bin)")
     raise ModelError(
