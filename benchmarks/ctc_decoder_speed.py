@@ -13,7 +13,9 @@ are joined into one long input (about 15,000 frames).
 
 Pruning is set alike: tokens below log-probability -5 are not tried per frame, hypotheses 10
 below the best are dropped (pyctcdecode's defaults); LM weight and word bonus are those
-an4_decoding.py chose on dev for onsei. Times are the median of ``--runs`` runs, single thread.
+an4_decoding.py chose on dev for onsei. Each decoder gets the whole list of inputs through its
+batch call where it has one (onsei ``decode_batch``, pyctcdecode ``decode_batch`` without a
+process pool), one process and thread each. Times are the median of ``--runs`` runs.
 
 Peers are installed only for this benchmark, without their dependencies:
     .venv/bin/pip install --no-deps pyctcdecode pygtrie flashlight-text kenlm
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import an4_decoding
 import an4_training
@@ -45,10 +48,10 @@ TOKEN_MIN_LOGP, BEAM_PRUNE_LOGP = -5.0, -10.0
 LONG_SECONDS = 600.0
 
 
-def posteriors(manifest, seconds: float | None = None) -> tuple[list[np.ndarray], list[str]]:
+def posteriors(exp, manifest, seconds: float | None = None) -> tuple[list[np.ndarray], list[str]]:
     """CTC log posteriors ``(T, V)`` of each utterance (in manifest order) and references;
     with ``seconds``, only the first utterances that add up to that much audio."""
-    model, tokenizer = load_trained_model(EXP)
+    model, tokenizer = load_trained_model(exp)
     utterances = read_manifest(manifest)
     if seconds is not None:
         total, kept = 0.0, []
@@ -82,8 +85,8 @@ class OnseiDecoder:
         )
         self.search = CTCPrefixBeamSearch(symbols, options, read_arpa(lm_path) if lm_path else None)
 
-    def decode(self, log_probs: np.ndarray) -> str:
-        return self.search.decode(log_probs)[0].text
+    def decode_all(self, inputs: list[np.ndarray]) -> list[str]:
+        return [hypotheses[0].text for hypotheses in self.search.decode_batch(inputs)]
 
 
 class PyctcdecodeDecoder:
@@ -98,14 +101,15 @@ class PyctcdecodeDecoder:
             labels, kenlm_model_path=lm_path, alpha=lm_weight, beta=word_bonus
         )
 
-    def decode(self, log_probs: np.ndarray) -> str:
-        text = self.decoder.decode(
-            log_probs,
+    def decode_all(self, inputs: list[np.ndarray]) -> list[str]:
+        texts = self.decoder.decode_batch(
+            None,  # no multiprocessing pool: one process, as the others
+            inputs,
             beam_width=self.beam,
             beam_prune_logp=BEAM_PRUNE_LOGP,
             token_min_logp=TOKEN_MIN_LOGP,
         )
-        return " ".join(text.split())
+        return [" ".join(text.split()) for text in texts]
 
 
 class FlashlightDecoder:
@@ -143,6 +147,9 @@ class FlashlightDecoder:
             lm = ZeroLM()
         self.decoder = LexiconFreeDecoder(options, lm, symbols.index("▁"), 0, [])
 
+    def decode_all(self, inputs: list[np.ndarray]) -> list[str]:
+        return [self.decode(x) for x in inputs]  # (no batch call in flashlight-text)
+
     def decode(self, log_probs: np.ndarray) -> str:
         emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
         frames, vocab = emissions.shape
@@ -170,7 +177,7 @@ def timed(decoder, inputs: list[np.ndarray], runs: int) -> tuple[float, list[str
     times, texts = [], []
     for _ in range(runs):
         started = time.perf_counter()
-        texts = [decoder.decode(x) for x in inputs]
+        texts = decoder.decode_all(inputs)
         times.append(time.perf_counter() - started)
     return common.median(times), texts
 
@@ -191,15 +198,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--beams", type=int, nargs="+", default=[10, 32, 100])
+    parser.add_argument(
+        "--exp",
+        default=str(EXP),
+        help="the CTC model whose outputs are decoded (default: "
+        "an4_training's Conformer-CTC; its torchrun run's model works too)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     lms = an4_decoding.train_lms()
     tuned = json.loads((an4_decoding.FIGURES / "conformer_ctc.json").read_text())
     weights = tuned["rows"]["beam + LM"]["options"]
-    _, tokenizer = load_trained_model(EXP)
+    _, tokenizer = load_trained_model(args.exp)
     symbols = tokenizer.symbols()
-    test, references = posteriors(an4_training.DATA / "test.jsonl")
-    long_parts, _ = posteriors(an4_training.DATA / "train.jsonl", LONG_SECONDS)
+    test, references = posteriors(args.exp, an4_training.DATA / "test.jsonl")
+    long_parts, _ = posteriors(args.exp, an4_training.DATA / "train.jsonl", LONG_SECONDS)
     long_input = [np.concatenate(long_parts)]
     cases = [
         ("no LM", None, (OnseiDecoder, PyctcdecodeDecoder, FlashlightDecoder)),
@@ -232,8 +245,9 @@ def main() -> None:
     body = (
         "## CTC beam search speed: onsei vs pyctcdecode vs flashlight-text (issue 4)\n\n"
         + common.header(common.this_command())
-        + f"- Inputs: Conformer-CTC posteriors of AN4 test ({len(test)} utterances, "
-        f"{sum(len(x) for x in test)} frames) and of {LONG_SECONDS / 60:.0f} minutes of AN4 "
+        + f"- Inputs: the posteriors of `{Path(args.exp).name}` on AN4 test "
+        f"({len(test)} utterances, {sum(len(x) for x in test)} frames) and of "
+        f"{LONG_SECONDS / 60:.0f} minutes of AN4 "
         f"training audio joined into one input ({len(long_input[0])} frames); 1 thread.\n"
         f"- LM weight {weights['lm_weight']}, word bonus {weights['word_bonus']} (chosen on dev "
         "for onsei by an4_decoding.py); token_min_logp -5, beam_prune_logp -10.\n\n"

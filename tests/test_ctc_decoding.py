@@ -269,3 +269,34 @@ def test_a_kenlm_model_fuses_like_the_same_arpa_model(tmp_path):
         best, their_best = ours.decode(log_probs)[0], theirs.decode(log_probs)[0]
         assert their_best.tokens == best.tokens
         assert their_best.score == pytest.approx(best.score, abs=1e-3)
+
+
+@pytest.mark.parametrize("scorer", ["none", "word LM", "char LM", "hotwords"])
+def test_a_batch_decodes_as_its_utterances_one_by_one(scorer: str):
+    # the batch's per-frame work is done once over all utterances: runs never cross them
+    lm = {
+        "word LM": kneser_ney(word_lm_sentences(), order=2),
+        "char LM": kneser_ney([list("AB▁BA"), list("AB"), list("BB▁A")], order=3),
+    }.get(scorer)
+    options = CTCBeamOptions(
+        beam_size=4,
+        nbest=2,
+        token_min_logp=-2.5,
+        beam_prune_logp=-8.0,
+        hotwords=("BA",) if scorer == "hotwords" else (),
+    )
+    search = CTCPrefixBeamSearch(SYMBOLS, options, lm)
+    batch = [blank_heavy_log_probs(n, seed) for seed, n in enumerate((30, 1, 0, 7, 45, 2))]
+    batch[3][:, 0] = 0.0  # all blank: a single run from its first frame to its last
+    batch[3][:, 1:] = -np.inf
+    batch[4][0] = batch[4][-1] = np.log(np.eye(len(SYMBOLS))[2] + 1e-12)  # "A" at both ends
+    batched = search.decode_batch(batch)
+    assert len(batched) == len(batch)
+    for x, hypotheses in zip(batch, batched, strict=True):
+        alone = search.decode(x)
+        assert [h.tokens for h in hypotheses] == [h.tokens for h in alone]
+        assert [h.score for h in hypotheses] == pytest.approx([h.score for h in alone], abs=1e-9)
+        assert [[(w.start_frame, w.end_frame) for w in h.words] for h in hypotheses] == [
+            [(w.start_frame, w.end_frame) for w in h.words] for h in alone
+        ]
+    assert search.decode_batch([]) == []

@@ -162,11 +162,11 @@ class Searcher:
         """``(B, samples)`` waveforms and their lengths -> the best hypothesis of each."""
         if self.ctc_search is not None:
             log_probs, frames = self.model.ctc_log_probs(waveforms, lengths)
-            results = []
-            for row, length in zip(log_probs.cpu().numpy(), frames.tolist(), strict=True):
-                best = self.ctc_search.decode(row[:length])[0]
-                results.append(Recognized(best.tokens, best.words))
-            return results
+            rows = log_probs.cpu().numpy()
+            found = self.ctc_search.decode_batch(
+                [row[:length] for row, length in zip(rows, frames.tolist(), strict=True)]
+            )
+            return [Recognized(hypotheses[0].tokens, hypotheses[0].words) for hypotheses in found]
         if self.attention_search is not None:
             encoded, encoded_lengths = self.model.encode(waveforms, lengths)
             ctc = self.model.ctc_log_probs_of(encoded)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -263,7 +264,12 @@ class CTCPrefixBeamSearch:
     # -- search ------------------------------------------------------------------------------
 
     def decode(self, log_probs: np.ndarray) -> list[Hypothesis]:
-        """``(T, V)`` natural-log posteriors -> the ``nbest`` best hypotheses, best first.
+        """``(T, V)`` natural-log posteriors -> the ``nbest`` best hypotheses, best first."""
+        return self.decode_batch([log_probs])[0]
+
+    def decode_batch(self, batch: Sequence[np.ndarray]) -> list[list[Hypothesis]]:
+        """``decode`` of several utterances ``(T_i, V)``, with the per-frame work of all of
+        them (which tokens each frame tries, the runs) done at once in numpy.
 
         Most frames of a peaky CTC model try one token only: blank, or the label tried
         alone on the frame before. On such a frame no prefix is created, merged or dropped,
@@ -271,42 +277,60 @@ class CTCPrefixBeamSearch:
         total, which then all ends in blank). A run of them costs one step per beam,
         whatever its length; the other frames extend the prefixes one by one.
         """
-        log_probs = np.asarray(log_probs, dtype=np.float64)
-        length = len(log_probs)
-        tried = self._tried_tokens(log_probs)  # (T, V)
-        alone = np.where(tried.sum(axis=1) == 1, tried.argmax(axis=1), -1)
-        in_run = alone == self.blank
-        in_run[1:] |= (alone[1:] >= 0) & (alone[1:] == alone[:-1])
-        frames = np.flatnonzero(~in_run)  # the frames that extend prefixes
-        # the runs: before each of those frames, and after the last
-        run_logp = np.where(in_run, log_probs[np.arange(length), alone], 0.0)
-        before = np.concatenate([[0.0], np.cumsum(run_logp)])  # (T + 1,)
-        run_ends = np.append(frames, length)
-        run_starts = np.concatenate([[0], frames + 1])
+        if not batch:
+            return []
+        lengths = np.array([len(x) for x in batch])
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])  # (K,)
+        ends = starts + lengths
+        log_probs = np.concatenate([np.asarray(x, dtype=np.float64) for x in batch])  # (N, V)
+        tried = self._tried_tokens(log_probs)  # (N, V)
+        alone = np.where(tried.sum(axis=1) == 1, tried.argmax(axis=1), -1)  # (N,)
+        continues = np.zeros(len(alone), dtype=bool)  # the label alone on the frame before
+        continues[1:] = (alone[1:] >= 0) & (alone[1:] == alone[:-1])
+        continues[starts[starts < len(alone)]] = False  # (never across utterances)
+        in_run = (alone == self.blank) | continues
+        frames = np.flatnonzero(~in_run)  # (F,) the frames that extend prefixes
+        run_logp = np.where(in_run, log_probs[np.arange(len(alone)), alone], 0.0)
+        before = np.concatenate([[0.0], np.cumsum(run_logp)])  # (N + 1,)
+        # the runs: before each extending frame, and after an utterance's last one
+        per_utterance = np.searchsorted(frames, ends)  # frames of utterances 0..k: [0, n_k)
+        run_ends = np.insert(frames, per_utterance, ends)  # (F + K,)
+        first_runs = np.concatenate([[0], per_utterance[:-1]]) + np.arange(len(batch))
+        run_starts = np.concatenate([[0], run_ends[:-1] + 1])
+        run_starts[first_runs] = starts
         runs = list(
             zip(
                 (run_ends > run_starts).tolist(),
                 (before[run_ends] - before[run_starts]).tolist(),
-                (alone[np.maximum(run_ends - 1, 0)] == self.blank).tolist(),
+                # (one entry more, for a batch of empty utterances)
+                np.append(alone == self.blank, False)[np.maximum(run_ends - 1, 0)].tolist(),
                 strict=True,
             )
         )
         # the extending frames' posteriors and tried labels as Python objects, all at once
+        local_frames = (frames - np.repeat(starts, np.diff(per_utterance, prepend=0))).tolist()
         rows = log_probs[frames].tolist()
         blank_tried = tried[frames, self.blank].tolist()
         labels_tried = tried[frames] & self.emittable
         label_ids = np.nonzero(labels_tried)[1].tolist()
         offsets = np.concatenate([[0], np.cumsum(labels_tried.sum(axis=1))]).tolist()
-        beams: dict[_Node, list[float]] = {self._root(): [0.0, NEG_INF]}
-        for i, frame in enumerate(frames.tolist()):
-            if runs[i][0]:
-                beams = _run(beams, *runs[i][1:])
-            labels = label_ids[offsets[i] : offsets[i + 1]]
-            extended = self._extend(beams, frame, rows[i], labels, blank_tried[i])
-            beams = self._prune(extended, beams)
-        if runs[-1][0]:
-            beams = _run(beams, *runs[-1][1:])
-        return self._finish(beams)
+        results = []
+        first = 0
+        for k, last in enumerate(per_utterance.tolist()):
+            beams: dict[_Node, list[float]] = {self._root(): [0.0, NEG_INF]}
+            for i in range(first, last):
+                run = runs[i + k]
+                if run[0]:
+                    beams = _run(beams, run[1], run[2])
+                labels = label_ids[offsets[i] : offsets[i + 1]]
+                extended = self._extend(beams, local_frames[i], rows[i], labels, blank_tried[i])
+                beams = self._prune(extended, beams)
+            run = runs[last + k]
+            if run[0]:
+                beams = _run(beams, run[1], run[2])
+            results.append(self._finish(beams))
+            first = last
+        return results
 
     def _tried_tokens(self, log_probs: np.ndarray) -> np.ndarray:
         """Which tokens (blank included) each frame tries ``(T, V)``: those at least
@@ -337,25 +361,28 @@ class CTCPrefixBeamSearch:
         continuations is tried ends."""
         blank_logp = row[self.blank]
         next_beams: dict[_Node, list[float]] = {}
-        for node, (pb, pnb) in beams.items():
+        for node, scores in beams.items():
+            pb, pnb = scores
             total = logaddexp(pb, pnb)
             repeated = node.token in labels
             if blank_tried or repeated:
                 entry = next_beams.get(node)
-                if entry is None:
-                    entry = next_beams[node] = [NEG_INF, NEG_INF]
-                if blank_tried:
-                    entry[0] = logaddexp(entry[0], total + blank_logp)
-                if repeated:  # the last label again, no blank between: the same prefix
-                    entry[1] = logaddexp(entry[1], pnb + row[node.token])
+                stay_blank = total + blank_logp if blank_tried else NEG_INF
+                stay_label = pnb + row[node.token] if repeated else NEG_INF
+                if entry is None:  # (a prefix reached earlier in this frame merges)
+                    next_beams[node] = [stay_blank, stay_label]
+                else:
+                    entry[0] = logaddexp(entry[0], stay_blank)
+                    entry[1] = logaddexp(entry[1], stay_label)
             for token in labels:
                 child = node.children.get(token) or self._new_child(node, token)
-                extension = next_beams.get(child)
-                if extension is None:
-                    extension = next_beams[child] = [NEG_INF, NEG_INF]
                 logp = row[token]
                 joint = (pb if token == node.token else total) + logp
-                extension[1] = logaddexp(extension[1], joint)
+                extension = next_beams.get(child)
+                if extension is None:
+                    next_beams[child] = [NEG_INF, joint]
+                else:
+                    extension[1] = logaddexp(extension[1], joint)
                 if joint > child.entry:
                     child.entry, child.frame, child.logp = joint, frame, logp
         return next_beams
@@ -373,12 +400,18 @@ class CTCPrefixBeamSearch:
                 (logaddexp(pb, pnb) + node.fixed + node.partial, node)
                 for node, (pb, pnb) in candidates.items()
             ]
-            best = heapq.nlargest(self.options.beam_size, scored, key=lambda item: item[0])
-            floor = max(best[0][0] + self.options.beam_prune_logp, NEG_INF)
+            if len(scored) > self.options.beam_size:
+                best = heapq.nlargest(self.options.beam_size, scored, key=_first)
+            else:
+                best = scored
+            floor = max(max(scored, key=_first)[0] + self.options.beam_prune_logp, NEG_INF)
             kept = {node: beams[node] for score, node in best if score > floor}
-        dropped = [n for n in beams if n not in kept] + [n for n in previous if n not in beams]
+        dropped = [n for n in beams if n not in kept]
+        dropped += [n for n in previous if n not in beams]
         if dropped:
-            _forget(sorted(dropped, key=lambda n: -n.depth), kept)
+            if len(dropped) > 1:
+                dropped.sort(key=_depth, reverse=True)
+            _forget(dropped, kept)
         return kept
 
     def _finish(self, beams: dict[_Node, list[float]]) -> list[Hypothesis]:
@@ -414,6 +447,10 @@ class CTCPrefixBeamSearch:
             words[-1].tokens += 1
         text = " ".join(w.word for w in words)
         return Hypothesis(tokens, text, score, acoustic, words)
+
+
+_first = operator.itemgetter(0)
+_depth = operator.attrgetter("depth")
 
 
 def _run(beams: dict[_Node, list[float]], log_prob: float, blank: bool) -> dict[_Node, list[float]]:
