@@ -33,7 +33,16 @@ def test_finetune_learns_the_domain_and_runs_everywhere(an4_small, tmp_path, cap
     train, held_out = an4_small
     exp = tmp_path / "ft"
     arguments = ["--train", str(train), "--eval", str(held_out), "--exp", str(exp)]
-    options = ["--epochs", "3", "--learning_rate", "1e-4", "--warmup_steps", "2"]
+    options = [
+        "--epochs",
+        "3",
+        "--learning_rate",
+        "1e-4",
+        "--warmup_steps",
+        "2",
+        "--batch_size",
+        "2",
+    ]
     code = main(["finetune", "--model", "tiny.en", *arguments, *options, "--freeze_encoder"])
     assert code == 0
     out = capsys.readouterr().out
