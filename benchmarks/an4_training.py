@@ -9,7 +9,8 @@ throughput  Train each recipe for a few epochs twice, side by side: one process 
             default threads), then ``torchrun --nproc_per_node 2 -m onsei train`` (gloo, one
             thread per process); speed is seconds of (speed-perturbed) training audio per
             wall-clock second, median over the epochs after the first.
-ddp         The accuracy run under ``torchrun --nproc_per_node 2``: the same quality?
+ddp         The recipe for a fixed number of epochs (no time budget), in one process and under
+            ``torchrun --nproc_per_node 2``, one after the other: the same quality?
 
 Figures of each family are kept in benchmarks/figures/an4_training/{accuracy,ddp,throughput}/F.json,
 so the hours of training can be split over several sittings; the RESULTS.md section is rebuilt
@@ -18,7 +19,7 @@ from every family measured so far (the "Date" column says when each was).
 Usage:
     .venv/bin/python benchmarks/an4_training.py accuracy [--families blstm_ctc las ...] [--again]
     .venv/bin/python benchmarks/an4_training.py throughput [--families ...] [--epochs 3]
-    .venv/bin/python benchmarks/an4_training.py ddp --families conformer_ctc
+    .venv/bin/python benchmarks/an4_training.py ddp --families conformer_ctc [--epochs 30]
 """
 
 from __future__ import annotations
@@ -104,19 +105,21 @@ def today() -> str:
     return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
 
 
-def measure_accuracy(family: str, distributed: bool = False) -> dict:
-    """Train ``family``'s recipe (under torchrun with 2 processes if ``distributed``) and
-    decode AN4 test greedily."""
+def measure_accuracy(
+    family: str, distributed: bool = False, recipe: Path | None = None, name: str | None = None
+) -> dict:
+    """Train ``family``'s recipe (or ``recipe``; under torchrun with 2 processes if
+    ``distributed``) and decode AN4 test greedily."""
     from onsei.asr.evaluate import evaluate
     from onsei.scoring import write_report
 
-    name = f"{family}_ddp" if distributed else family
+    name = name or (f"{family}_ddp" if distributed else family)
     exp = WORK / "exp" / name
     log = WORK / "logs" / f"{name}.train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"== {name}: training (log: {log})", flush=True)
     commit = common.git_commit()  # the code that trains (the repository may move on meanwhile)
-    wall = train(RECIPES / f"{family}.yaml", exp, log, distributed)
+    wall = train(recipe or RECIPES / f"{family}.yaml", exp, log, distributed)
     records = read_log(exp)
     dev = [r for r in records if "wer" in r]
     best = min(dev, key=lambda r: (r["wer"], -r["epoch"]))
@@ -146,16 +149,37 @@ def measure_accuracy(family: str, distributed: bool = False) -> dict:
     return result
 
 
-def measure_throughput(family: str, epochs: int) -> dict:
+def fixed_epochs_recipe(family: str, epochs: int, folder: Path) -> Path:
+    """``family``'s recipe with ``epochs`` epochs and no time budget, written into ``folder``."""
     recipe_text = (RECIPES / f"{family}.yaml").read_text(encoding="utf-8")
     lines = [
         f"  epochs: {epochs}" if line.startswith("  epochs:") else line
         for line in recipe_text.splitlines()
         if not line.startswith("  max_minutes:")
     ]
-    recipe = WORK / "throughput" / f"{family}.yaml"
+    recipe = folder / f"{family}_{epochs}_epochs.yaml"
     recipe.parent.mkdir(parents=True, exist_ok=True)
     recipe.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return recipe
+
+
+def measure_ddp(family: str, epochs: int) -> dict:
+    """The same recipe, ``epochs`` epochs without a time budget, in one process and under
+    torchrun with 2: the same updates, so the same quality is expected (and the speeds)."""
+    recipe = fixed_epochs_recipe(family, epochs, WORK / "ddp")
+    single = measure_accuracy(family, False, recipe, f"{family}_{epochs}ep_single")
+    torchrun = measure_accuracy(family, True, recipe, f"{family}_{epochs}ep_torchrun2")
+    return {
+        "family": family,
+        "date": today(),
+        "epochs": epochs,
+        "single": single,
+        "torchrun2": torchrun,
+    }
+
+
+def measure_throughput(family: str, epochs: int) -> dict:
+    recipe = fixed_epochs_recipe(family, epochs, WORK / "throughput")
     result: dict = {"family": family, "date": today(), "commit": common.git_commit()}
     for mode, distributed in (("single", False), ("torchrun2", True)):
         exp = WORK / "throughput" / f"exp_{family}_{mode}"
@@ -272,34 +296,53 @@ def section() -> str:
         lines.append(common.markdown_table(headers, rows))
     if ddp:
         lines.append(
-            "\n### Quality under torchrun: the same recipe, 2 processes\n\n"
-            "`ddp` mode: the recipe's 55-minute run under `torchrun --nproc_per_node 2` (each "
-            "process computes half of every batch, so the updates are those of one process), "
-            "decoded like the one-process run.\n"
+            "\n### Quality under torchrun: the same recipe in one process and in two\n\n"
+            "`ddp` mode: the recipe with a fixed number of epochs and no time budget, trained "
+            "once in one process and once under `torchrun --nproc_per_node 2` (each process "
+            "computes half of every batch, so the updates are those of one process), on the "
+            "same machine one after the other, both decoded greedily on AN4 test.\n"
         )
-        rows = [
-            [
-                LABELS[f],
-                common.fmt_pct(accuracy[f]["test_wer"]) if f in accuracy else "-",
-                f"**{common.fmt_pct(r['test_wer'])}**",
-                f"{accuracy[f]['epochs']} / {r['epochs']}" if f in accuracy else r["epochs"],
-                f"{accuracy[f]['train_minutes']} / {r['train_minutes']}"
-                if f in accuracy
-                else r["train_minutes"],
-                f"{r['date']} ({r['commit']})",
-            ]
-            for f, r in ddp.items()
-        ]
+        rows = []
+        for f, r in ddp.items():
+            if "single" not in r:  # an older run, against the 55-minute one-process run
+                continue
+            one, two = r["single"], r["torchrun2"]
+
+            def pair(key: str, bold: str = "") -> str:
+                a, b = common.fmt_pct(one[key]), common.fmt_pct(two[key])  # noqa: B023
+                return f"{bold}{a}{bold} / {bold}{b}{bold}"
+
+            rows.append(
+                [
+                    LABELS[f],
+                    r["epochs"],
+                    pair("test_wer", "**"),
+                    pair("test_cer"),
+                    pair("best_dev_wer"),
+                    f"{one['train_minutes']} / {two['train_minutes']}",
+                    f"{one['audio_per_s']:.0f} / {two['audio_per_s']:.0f}",
+                    f"{r['date']} ({one['commit']})",
+                ]
+            )
         headers = [
             "Family",
-            "Test WER, 1 process",
-            "Test WER, torchrun 2",
-            "Epochs (1 / 2)",
-            "Minutes (1 / 2)",
+            "Epochs",
+            "Test WER, 1 / 2 processes",
+            "Test CER",
+            "Best dev WER",
+            "Minutes",
+            "Train audio s/s",
             "Trained (commit)",
         ]
         lines.append(common.markdown_table(headers, rows))
-        lines += [f"- {LABELS[f]}: {r['note']}" for f, r in ddp.items() if r.get("note")]
+        for f, r in ddp.items():
+            if "single" not in r:
+                lines.append(
+                    f"- Earlier, {LABELS[f]} under torchrun with the 55-minute recipe unchanged, "
+                    f"before a batch became one update whatever the number of processes: "
+                    f"{common.fmt_pct(r['test_wer'])} test WER against "
+                    f"{common.fmt_pct(accuracy[f]['test_wer'])} in one process ({r['note']})"
+                )
     return "\n".join(lines)
 
 
@@ -308,7 +351,9 @@ def main() -> None:
     parser.add_argument("part", choices=("accuracy", "ddp", "throughput", "report"))
     parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
     parser.add_argument("--again", action="store_true", help="re-measure families already done")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per throughput run")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="epochs per run (throughput: 3, ddp: 30)"
+    )
     args = parser.parse_args()
     prepare_data()
     if args.part != "report":
@@ -317,10 +362,12 @@ def main() -> None:
             if family in done and not args.again:
                 print(f"== {family}: measured on {done[family]['date']} (--again to redo)")
                 continue
-            if args.part in ("accuracy", "ddp"):
-                result = measure_accuracy(family, distributed=args.part == "ddp")
+            if args.part == "ddp":
+                result = measure_ddp(family, args.epochs or 30)
+            elif args.part == "accuracy":
+                result = measure_accuracy(family)
             else:
-                result = measure_throughput(family, args.epochs)
+                result = measure_throughput(family, args.epochs or 3)
             save_result(args.part, result)
             common.write_section("an4_training", section())
     common.write_section("an4_training", section())
