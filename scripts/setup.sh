@@ -9,10 +9,16 @@ TORCH_VERSION="2.13.0"
 
 onsei_log() { printf 'onsei setup: %s\n' "$*" >&2; }
 
-onsei_apt() {  # onsei_apt COMMAND:PACKAGE ... installs the packages whose command is missing
-  local missing=() pair
+onsei_apt() {  # onsei_apt CHECK:PACKAGE ... installs the packages whose CHECK fails:
+  # CHECK is a command name, or lib<name>.so.N for a shared library
+  local missing=() pair check
   for pair in "$@"; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    check="${pair%%:*}"
+    if [[ "$check" == lib*.so* ]]; then
+      ldconfig -p 2>/dev/null | grep -qF "$check" || missing+=("${pair#*:}")
+    else
+      command -v "$check" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    fi
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""

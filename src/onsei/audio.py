@@ -59,7 +59,7 @@ def load_audio(source: AudioSource, sample_rate: int = SAMPLE_RATE) -> np.ndarra
 
 def resample(audio: np.ndarray, input_rate: int, output_rate: int) -> np.ndarray:
     """Resample a mono float32 waveform ``(num_samples,)`` (libswresample)."""
-    resampler = _Resampler(input_rate, output_rate)
+    resampler = Resampler(input_rate, output_rate)
     return np.concatenate([resampler(audio.astype(np.float32, copy=False)), resampler.flush()])
 
 
@@ -174,7 +174,7 @@ def _looks_like_mp3(head: bytes) -> bool:
 def _decode_soundfile(sound, name: str, sample_rate: int) -> Iterator[np.ndarray]:
     import soundfile
 
-    resampler = _Resampler(sound.samplerate, sample_rate)
+    resampler = Resampler(sound.samplerate, sample_rate)
     decoded = 0
     try:
         while True:
@@ -237,8 +237,9 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
-class _Resampler:
-    """Streaming mono float32 resampler (libswresample through PyAV); identity when rates match."""
+class Resampler:
+    """Streaming mono float32 resampler (libswresample through PyAV), block by block; the
+    identity when the rates match."""
 
     def __init__(self, input_rate: int, output_rate: int):
         self.input_rate = input_rate

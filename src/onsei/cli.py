@@ -288,6 +288,41 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--vad_filter", type=str2bool, default=True, help="Whisper: skip non-speech")
     _add_trained_search_arguments(ev)
 
+    st = commands.add_parser(
+        "stream",
+        help="live transcription: a microphone, a file played in real time, or a WebSocket",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    st.add_argument("audio", nargs="?", default=None, help="a file to play into the stream")
+    st.add_argument("--mic", action="store_true", help="stream from the microphone (Ctrl-C ends)")
+    st.add_argument("--input-device", default=None, help="microphone: device index or name")
+    st.add_argument("--list-devices", action="store_true", help="list audio input devices")
+    st.add_argument(
+        "--realtime", action="store_true", help="file: play at real-time speed (else: fast)"
+    )
+    st.add_argument("--serve", action="store_true", help="serve the WebSocket endpoint")
+    st.add_argument("--host", default="127.0.0.1", help="--serve: address to listen on")
+    st.add_argument("--port", type=int, default=8765, help="--serve: port")
+    _add_model_arguments(st)
+    st.set_defaults(model="tiny.en")
+    st.add_argument("--language", default=None, help="language code (default: detect once)")
+    st.add_argument("--beam_size", type=int, default=1, help="beams per decoding (1: greedy)")
+    st.add_argument(
+        "--min_chunk", type=float, default=1.0, help="seconds of new audio between decodings"
+    )
+    st.add_argument(
+        "--buffer_seconds", type=float, default=12.0, help="trim the audio buffer beyond this"
+    )
+    st.add_argument("--vad", type=str2bool, default=True, help="Silero VAD: skip silence")
+    st.add_argument("--output_dir", "-o", default=".", help="where the transcript is written")
+    st.add_argument(
+        "--output_format",
+        "-f",
+        default="txt",
+        choices=("txt", "vtt", "srt", "tsv", "json", "all"),
+        help="format of the session's transcript, written at the end",
+    )
+
     ft = commands.add_parser(
         "finetune",
         help="fine-tune a Whisper model on a manifest (transformers), export it to CTranslate2",
@@ -526,6 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _run_train,
         "eval": _run_eval,
         "finetune": _run_finetune,
+        "stream": _run_stream,
         "lm": _run_lm,
         "convert": _run_convert,
         "models": _run_models,
@@ -734,6 +770,80 @@ def _run_eval(args: argparse.Namespace) -> int:
     write_report(report, output)
     print(report.table())
     print(f"{report.summary()}; alignments in {output}/alignments.txt")
+    return 0
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    from onsei.streaming import sources
+
+    if args.list_devices:
+        for device in sources.input_devices():
+            mark = " (default)" if device.default else ""
+            about = f"{device.channels} ch, {device.sample_rate:g} Hz"
+            print(f"{device.index}: {device.name} ({about}){mark}")
+        return 0
+    inputs = [bool(args.audio), args.mic, args.serve]
+    if sum(inputs) != 1:
+        raise OptionError("onsei stream: give one of AUDIO, --mic or --serve")
+    options = {
+        "language": args.language,
+        "beam_size": args.beam_size,
+        "min_chunk_seconds": args.min_chunk,
+        "buffer_seconds": args.buffer_seconds,
+        "vad": args.vad,
+    }
+    from onsei.streaming.whisper_stream import StreamOptions
+
+    StreamOptions.from_kwargs(**options)  # bad options fail before the model loads
+    if args.serve:
+        from onsei.streaming.server import serve
+
+        return serve(
+            args.host,
+            args.port,
+            default_model=args.model,
+            device=args.device,
+            compute_type=args.compute_type,
+            threads=args.threads,
+        )
+    from onsei.recognizer import load_model
+    from onsei.streaming.events import Final
+    from onsei.streaming.terminal import LiveDisplay
+    from onsei.writers import expand_formats, save_transcript
+
+    if args.audio:
+        name = Path(args.audio).stem
+        chunks = sources.file_chunks(args.audio, realtime=args.realtime)
+        chunks = sources.latest(chunks) if args.realtime else chunks
+    else:
+        import time
+
+        name = time.strftime("stream-%Y%m%d-%H%M%S")
+        device = args.input_device
+        device = int(device) if device is not None and device.isdigit() else device
+        chunks = sources.latest(sources.microphone_chunks(device))
+    model = load_model(
+        args.model, device=args.device, compute_type=args.compute_type, threads=args.threads
+    )
+    streamer = model.streamer(**options)
+    display = LiveDisplay()
+    try:
+        for chunk in chunks:
+            for event in streamer.accept(chunk):
+                display.show(event)
+    except KeyboardInterrupt:  # Ctrl-C ends the session: what was heard so far is kept
+        pass
+    transcript = None
+    for event in streamer.finish():
+        display.show(event)
+        if isinstance(event, Final):
+            transcript = event.transcript
+    display.close()
+    for output_format in expand_formats(args.output_format):
+        path = save_transcript(
+            transcript, Path(args.output_dir) / f"{name}.{output_format}", output_format
+        )
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

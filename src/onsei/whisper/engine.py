@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,21 @@ class WhisperRecognizer:
             language_probability=float(info.language_probability),
             duration=float(info.duration),
         )
+
+    def streamer(self, **options: Any) -> Any:
+        """A live transcription of one stream: ``accept(chunk)`` 16 kHz mono float32 audio
+        as it comes and ``finish()`` at the end, each returning the events due.
+        ``options``: ``onsei.streaming.whisper_stream.StreamOptions``."""
+        from onsei.streaming.whisper_stream import StreamOptions, WhisperStreamer
+
+        return WhisperStreamer(self, StreamOptions.from_kwargs(**options))
+
+    def stream(self, chunks: Iterable[np.ndarray], **options: Any) -> Iterator[Any]:
+        """The events of streaming ``chunks`` (``Committed`` words, never revised;
+        ``Partial`` text; the ``Final`` transcript) as soon as they are due."""
+        from onsei.streaming.whisper_stream import stream_events
+
+        return stream_events(self.streamer(**options), chunks)
 
     def detect_language(
         self, audio: AudioSource, *, vad_filter: bool = True

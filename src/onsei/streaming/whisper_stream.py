@@ -1,0 +1,250 @@
+"""Streaming over Whisper: the audio buffer since the last committed point is decoded again
+each time ``min_chunk_seconds`` of new audio has arrived, and LocalAgreement-2 commits the
+words two consecutive decodings agree on (whisper_streaming's policy).
+
+- The decoder is prompted with the committed text before the buffer, so a trimmed buffer
+  keeps its context.
+- The buffer is trimmed at the end of the last committed word once it is longer than
+  ``buffer_seconds``, and, if nothing could be committed, everything tentative is committed
+  when it reaches ``max_buffer_seconds`` (Whisper sees 30 s at most): memory stays flat
+  however long the stream.
+- Silero VAD runs on every chunk: audio before speech is dropped without decoding (silence
+  costs nothing), and when a stretch of speech ends the buffer is decoded once more and all
+  of it committed at once, instead of waiting for a second decoding to agree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from onsei.audio import SAMPLE_RATE
+from onsei.errors import OptionError
+from onsei.streaming.agreement import LocalAgreement
+from onsei.streaming.events import Committed, Final, Partial, StreamEvent
+from onsei.streaming.vad import StreamingVad, VadOptions
+from onsei.transcript import Segment, Transcript, Word
+
+_SENTENCE_END = re.compile(r"[.?!。？！]$")
+_CONTEXT_PAUSE = 2.0
+"""Seconds of silence after which the speech before it is no longer context for the next."""
+
+
+@dataclass
+class StreamOptions:
+    min_chunk_seconds: float = 1.0
+    """Decode the buffer again after this much new audio."""
+    buffer_seconds: float = 12.0
+    """Trim the buffer at the last committed word once it is longer than this."""
+    max_buffer_seconds: float = 25.0
+    """Commit everything tentative and start afresh when the buffer reaches this."""
+    language: str | None = None
+    """Language code; None detects it (multilingual models) on each decoding."""
+    beam_size: int = 1
+    vad: bool = True
+    vad_options: VadOptions = field(default_factory=VadOptions)
+    prompt_characters: int = 200
+    """Committed text (before the buffer) given to the decoder as its prompt."""
+
+    def validate(self) -> None:
+        if self.min_chunk_seconds <= 0:
+            raise OptionError("min_chunk_seconds: must be positive")
+        if not 0 < self.buffer_seconds < self.max_buffer_seconds <= 30:
+            raise OptionError("buffer limits: need 0 < buffer_seconds < max_buffer_seconds <= 30")
+
+    @classmethod
+    def from_kwargs(cls, **options: Any) -> StreamOptions:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise OptionError(f"unknown streaming option {unknown[0]!r}")
+        result = cls(**options)
+        result.validate()
+        return result
+
+
+class WhisperStreamer:
+    """One stream's state: feed 16 kHz float32 chunks with ``accept``, then ``finish``.
+
+    Both return the events due: ``Committed`` (new final words), ``Partial`` (the tentative
+    rest), and from ``finish`` the ``Final`` transcript.
+    """
+
+    def __init__(self, recognizer, options: StreamOptions | None = None):
+        self.recognizer = recognizer
+        self.options = options or StreamOptions()
+        self.options.validate()
+        self.agreement = LocalAgreement()
+        self.vad = StreamingVad(self.options.vad_options) if self.options.vad else None
+        self.buffer = np.zeros(0, dtype=np.float32)
+        self.buffer_start = 0
+        """Stream position of the buffer's first sample."""
+        self.received = 0
+        """Samples received so far."""
+        self.decoded_until = 0
+        """Stream position up to which the buffer was last decoded."""
+        self.speech_seen = not self.options.vad
+        """Whether the buffer holds speech not yet committed."""
+        self.speech_ended = 0
+        """Stream position where the last stretch of speech ended."""
+        self.language: str | None = self.options.language
+        self.segment_breaks: list[int] = []
+        """Indices into the committed words where a new segment begins (ends of speech)."""
+
+    # -- input ---------------------------------------------------------------------------
+
+    def accept(self, chunk: np.ndarray) -> list[StreamEvent]:
+        """Take ``(samples,)`` float32 audio at 16 kHz; decode if enough has arrived."""
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        self.buffer = np.concatenate([self.buffer, chunk])
+        self.received += len(chunk)
+        events: list[StreamEvent] = []
+        boundaries = self.vad.accept(chunk) if self.vad is not None else []
+        for boundary in boundaries:
+            if boundary.kind == "start":
+                self.speech_seen = True
+            elif self.speech_seen:
+                events += self._end_of_speech(boundary.sample)
+        if not self.speech_seen:
+            # nothing to decode in silence; the audio of a short pause stays as context for
+            # the speech after it, a long pause leaves only what speech could start with
+            pause = (self.received - self.speech_ended) / SAMPLE_RATE
+            keep = self.options.buffer_seconds if pause < _CONTEXT_PAUSE else 0.0
+            self._drop_before(self.received - self._pad_samples() - round(keep * SAMPLE_RATE))
+            return events
+        if self.received - self.decoded_until >= self.options.min_chunk_seconds * SAMPLE_RATE:
+            events += self._decode_and_commit()
+        return events
+
+    def finish(self) -> list[StreamEvent]:
+        """End of the stream: decode what is left, commit everything, and the transcript."""
+        events: list[StreamEvent] = []
+        if self.speech_seen and len(self.buffer) >= 0.1 * SAMPLE_RATE:
+            events += self._decode_and_commit(final=True)
+        elif self.agreement.tentative:
+            events += self._committed(self.agreement.flush())
+        return [*events, Final(self.transcript())]
+
+    # -- decoding ------------------------------------------------------------------------
+
+    def _decode_and_commit(self, final: bool = False) -> list[StreamEvent]:
+        hypothesis = self._decode(self.buffer, self.buffer_start)
+        self.decoded_until = self.received
+        commit = self.agreement.update(hypothesis)
+        buffer_seconds = len(self.buffer) / SAMPLE_RATE
+        if final or buffer_seconds >= self.options.max_buffer_seconds:
+            commit += self.agreement.flush()
+        events = self._committed(commit)
+        if final or buffer_seconds >= self.options.max_buffer_seconds:
+            self._break_segment()
+            self._drop_before(self.received)
+            self.speech_seen = not self.options.vad or bool(self.vad and self.vad.in_speech)
+        elif buffer_seconds > self.options.buffer_seconds and self.agreement.committed:
+            self._drop_before(round(self.agreement.committed_end * SAMPLE_RATE))
+        tentative = self.agreement.tentative
+        events.append(Partial(_text(tentative), list(tentative), self.received / SAMPLE_RATE))
+        return events
+
+    def _end_of_speech(self, end_sample: int) -> list[StreamEvent]:
+        """Speech stopped at ``end_sample``: decode it and commit all of it now."""
+        speech = self.buffer[: max(0, end_sample - self.buffer_start)]
+        commit = []
+        if len(speech) >= 0.1 * SAMPLE_RATE:
+            commit = self.agreement.update(self._decode(speech, self.buffer_start))
+        events = self._committed(commit + self.agreement.flush())
+        self._break_segment()
+        self.decoded_until = self.received
+        self.speech_seen = False
+        self.speech_ended = end_sample
+        events.append(Partial("", [], self.received / SAMPLE_RATE))
+        return events
+
+    def _decode(self, audio: np.ndarray, start_sample: int) -> list[Word]:
+        """Words of ``audio`` (which begins at stream position ``start_sample``), stream times."""
+        offset = start_sample / SAMPLE_RATE
+        before = [w for w in self.agreement.committed if w.end <= offset + 0.01]
+        prompt = _text(before)[-self.options.prompt_characters :] or None
+        transcript = self.recognizer.transcribe(
+            audio,
+            language=self.language,
+            beam_size=self.options.beam_size,
+            best_of=1,
+            temperature=[0.0],
+            word_timestamps=True,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            initial_prompt=prompt,
+        )
+        if self.language is None and len(audio) >= 3 * SAMPLE_RATE:
+            self.language = transcript.language  # detected once, on 3 s of speech or more
+        return [
+            Word(
+                start=round(offset + w.start, 3),
+                end=round(offset + w.end, 3),
+                word=w.word,
+                probability=w.probability,
+            )
+            for w in transcript.words
+        ]
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _committed(self, words: list[Word]) -> list[StreamEvent]:
+        if not words:
+            return []
+        audio_time = self.received / SAMPLE_RATE
+        return [Committed(words[0].start, words[-1].end, _text(words), list(words), audio_time)]
+
+    def _break_segment(self) -> None:
+        count = len(self.agreement.committed)
+        if count and (not self.segment_breaks or self.segment_breaks[-1] != count):
+            self.segment_breaks.append(count)
+
+    def _drop_before(self, sample: int) -> None:
+        """Forget the buffer's audio before stream position ``sample``."""
+        cut = min(max(0, sample - self.buffer_start), len(self.buffer))
+        self.buffer = self.buffer[cut:]
+        self.buffer_start += cut
+
+    def _pad_samples(self) -> int:
+        return int(self.options.vad_options.speech_pad_ms * SAMPLE_RATE / 1000) + SAMPLE_RATE // 2
+
+    def transcript(self) -> Transcript:
+        """Everything committed so far: one segment per stretch of speech, split further at
+        sentence ends."""
+        words = self.agreement.committed
+        segments: list[Segment] = []
+        start = 0
+        breaks = set(self.segment_breaks)
+        for i, word in enumerate(words, start=1):
+            if i in breaks or _SENTENCE_END.search(word.word.strip()) or i == len(words):
+                piece = words[start:i]
+                segments.append(
+                    Segment(
+                        id=len(segments),
+                        start=piece[0].start,
+                        end=piece[-1].end,
+                        text=_text(piece, leading_space=True),
+                        words=list(piece),
+                    )
+                )
+                start = i
+        return Transcript(
+            segments=segments, language=self.language, duration=self.received / SAMPLE_RATE
+        )
+
+
+def _text(words: list[Word], leading_space: bool = False) -> str:
+    text = "".join(w.word for w in words)
+    return text if leading_space else text.strip()
+
+
+def stream_events(streamer, chunks: Iterable[np.ndarray]) -> Iterator[StreamEvent]:
+    """The events of feeding ``chunks`` to ``streamer`` (``accept`` each, then ``finish``)."""
+    for chunk in chunks:
+        yield from streamer.accept(chunk)
+    yield from streamer.finish()
