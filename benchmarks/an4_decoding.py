@@ -106,7 +106,7 @@ def measure(family: str, beam: int, lms: dict[str, str]) -> dict:
         rows[name] = (tuned, score(exp, test, tuned))
     return {
         "family": family,
-        "date": an4_training.today(),
+        "date": common.today(),
         "commit": common.git_commit(),
         "rows": {
             name: {"options": {k: v for k, v in options.items() if k != "lm"}, **figures}

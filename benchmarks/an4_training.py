@@ -25,7 +25,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import shutil
 import statistics
@@ -101,10 +100,6 @@ def parameter_count(exp: Path) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def today() -> str:
-    return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
-
-
 def measure_accuracy(
     family: str, distributed: bool = False, recipe: Path | None = None, name: str | None = None
 ) -> dict:
@@ -127,7 +122,7 @@ def measure_accuracy(
     write_report(report, exp / "decode_test")
     result = {
         "family": family,
-        "date": today(),
+        "date": common.today(),
         "commit": commit,
         "train_minutes": round(wall / 60, 1),
         "epochs": dev[-1]["epoch"],
@@ -171,7 +166,7 @@ def measure_ddp(family: str, epochs: int) -> dict:
     torchrun = measure_accuracy(family, True, recipe, f"{family}_{epochs}ep_torchrun2")
     return {
         "family": family,
-        "date": today(),
+        "date": common.today(),
         "epochs": epochs,
         "single": single,
         "torchrun2": torchrun,
@@ -180,7 +175,7 @@ def measure_ddp(family: str, epochs: int) -> dict:
 
 def measure_throughput(family: str, epochs: int) -> dict:
     recipe = fixed_epochs_recipe(family, epochs, WORK / "throughput")
-    result: dict = {"family": family, "date": today(), "commit": common.git_commit()}
+    result: dict = {"family": family, "date": common.today(), "commit": common.git_commit()}
     for mode, distributed in (("single", False), ("torchrun2", True)):
         exp = WORK / "throughput" / f"exp_{family}_{mode}"
         print(f"== {family}: {epochs} epochs, {mode}", flush=True)

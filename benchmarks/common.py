@@ -205,6 +205,11 @@ def this_command() -> str:
 # --- timing ---------------------------------------------------------------------------------
 
 
+def today() -> str:
+    """Local date and time to the minute, for the figures of a run."""
+    return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
+
+
 def median(values: Iterable[float]) -> float:
     return float(statistics.median(list(values)))
 

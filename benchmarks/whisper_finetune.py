@@ -150,7 +150,7 @@ def measure(model: str) -> dict:
     peer = transformers_peer(Path(tuning["exp"]) / "hf", an4_training.DATA / "test.jsonl")
     return {
         "model": model,
-        "date": an4_training.today(),
+        "date": common.today(),
         "commit": common.git_commit(),
         "zero_shot": zero_shot,
         "finetune": tuning,

@@ -1,0 +1,266 @@
+"""Live transcription at real-time speed: latency per word, WER against offline decoding, and
+revisions, for onsei's streaming (LocalAgreement-2 over Whisper) and, side by side on the
+same audio, the seed's naive 5-second sliding window re-transcribed every second.
+
+Audio: the 25 clips of ../shared/data/clips joined with 1.5 s of silence into one recording
+(a session of about two and a half minutes), played into each method at real-time speed.
+
+- onsei: ``model.streamer(language="en")`` (defaults: a decoding per second of new audio,
+  greedy, Silero VAD) fed by ``latest(file_chunks(..., realtime=True))``, as ``onsei stream
+  FILE --realtime`` does. Latency of a word = wall time when it is committed minus the time
+  its audio ended in the stream (Whisper's word end time). Committed text is never revised
+  by construction; the benchmark checks it (``revisions``: committed words that differ from
+  the final transcript's).
+- naive: every second, the last 5 s are transcribed (greedy, word times); the words ending in
+  the newest second are taken as that second's output (its transcript), at the wall time the
+  window was decoded (its latency); ``revisions`` counts the words the overlapping part of
+  each window changes in the previous window's text (word edit distance).
+- offline: ``onsei transcribe`` of the same file with its defaults (beam 5, VAD), and greedy.
+
+WER with onsei's ``whisper`` normaliser against the clips' references joined.
+
+Usage: .venv/bin/python benchmarks/streaming.py [--models tiny.en base] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import common
+import numpy as np
+
+from onsei.audio import SAMPLE_RATE, load_audio
+from onsei.metrics import error_counts
+from onsei.streaming.events import Committed, Final
+from onsei.streaming.sources import file_chunks, latest
+from onsei.text.normalizers import normalize_whisper
+
+WORK = common.WORK_DIR / "streaming"
+FIGURES = common.FIGURES_DIR / "streaming"
+GAP_SECONDS = 1.5
+
+
+def session() -> tuple[Path, str]:
+    """The clips joined with silence, as one 16 kHz WAV, and the joined references."""
+    clips = common.read_manifest(common.DATA_DIR / "clips" / "manifest.jsonl")
+    gap = np.zeros(round(GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
+    pieces = []
+    for clip in clips:
+        pieces += [load_audio(clip.audio), gap]
+    path = common.write_wav(WORK / "session.wav", np.concatenate(pieces))
+    return path, " ".join(c.text for c in clips)
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    counts = error_counts([normalize_whisper(reference)], [normalize_whisper(hypothesis)])
+    return counts.rate
+
+
+def latencies_summary(latencies: list[float]) -> dict:
+    values = sorted(latencies)
+    return {
+        "mean": statistics.fmean(values),
+        "p50": float(np.percentile(values, 50)),
+        "p90": float(np.percentile(values, 90)),
+        "max": values[-1],
+        "words": len(values),
+    }
+
+
+def run_onsei(model, path: Path, reference: str) -> dict:
+    streamer = model.streamer(language="en")
+    latencies, committed_words = [], []
+    started = time.monotonic()
+    for chunk in latest(file_chunks(path, realtime=True)):
+        for event in streamer.accept(chunk):
+            if isinstance(event, Committed):
+                now = time.monotonic() - started
+                latencies += [now - w.end for w in event.words]
+                committed_words += [w.word for w in event.words]
+    final = next(e for e in streamer.finish() if isinstance(e, Final)).transcript
+    final_words = [w.word for w in final.words]
+    # committed words that the final transcript does not have as they were committed
+    revisions = sum(a != b for a, b in zip(committed_words, final_words, strict=False))
+    revisions += max(0, len(committed_words) - len(final_words))
+    return {
+        "wer": wer(reference, final.text),
+        "latency": latencies_summary(latencies),
+        "revisions": revisions,
+        "text": final.text,
+    }
+
+
+def word_edits(before: list[str], after: list[str]) -> int:
+    """Word-level edit distance."""
+    import jiwer
+
+    if not before:
+        return len(after)
+    if not after:
+        return len(before)
+    out = jiwer.process_words(" ".join(before), " ".join(after))
+    return out.substitutions + out.deletions + out.insertions
+
+
+def run_naive(model, path: Path, reference: str, window: float = 5.0, step: float = 1.0) -> dict:
+    audio = np.zeros(0, dtype=np.float32)
+    heard_until = 0.0  # stream time up to which the output is given
+    words_out: list[str] = []
+    latencies: list[float] = []
+    revisions = 0
+    previous: list[tuple[float, str]] = []
+    started = time.monotonic()
+    for chunk in latest(file_chunks(path, realtime=True)):
+        audio = np.concatenate([audio, chunk])
+        now_audio = len(audio) / SAMPLE_RATE
+        if now_audio - heard_until < step:
+            continue
+        begin = max(0.0, now_audio - window)
+        transcript = model.transcribe(
+            audio[round(begin * SAMPLE_RATE) :],
+            language="en",
+            beam_size=1,
+            best_of=1,
+            temperature=0.0,
+            word_timestamps=True,
+            vad_filter=False,
+            condition_on_previous_text=False,
+        )
+        emitted = time.monotonic() - started
+        hypothesis = [(begin + w.end, normalize_whisper(w.word)) for w in transcript.words]
+        hypothesis = [(end, word) for end, word in hypothesis if word]
+        # the overlap with the previous window: what the screen showed, and shows now
+        shown_before = [word for end, word in previous if end > begin]
+        shown_now = [word for end, word in hypothesis if end <= heard_until]
+        revisions += word_edits(shown_before, shown_now)
+        new = [(end, word) for end, word in hypothesis if end > heard_until]
+        words_out += [word for _, word in new]
+        latencies += [emitted - end for end, _ in new]
+        previous, heard_until = hypothesis, now_audio
+    return {
+        "wer": wer(reference, " ".join(words_out)),
+        "latency": latencies_summary(latencies),
+        "revisions": revisions,
+        "text": " ".join(words_out),
+    }
+
+
+def run_offline(model, path: Path, reference: str) -> dict:
+    default = model.transcribe(path, language="en")
+    greedy = model.transcribe(path, language="en", beam_size=1, best_of=1)
+    return {"wer_default": wer(reference, default.text), "wer_greedy": wer(reference, greedy.text)}
+
+
+def measure(name: str, runs: int) -> dict:
+    import onsei
+
+    path, reference = session()
+    model = onsei.load_model(name, device="cpu")
+    model.transcribe(load_audio(path)[: 5 * SAMPLE_RATE], language="en")  # warm-up
+    result: dict = {"model": name, "date": common.today(), "commit": common.git_commit()}
+    result["audio_seconds"] = len(load_audio(path)) / SAMPLE_RATE
+    result["offline"] = run_offline(model, path, reference)
+    for method, run in (("onsei", run_onsei), ("naive", run_naive)):
+        result[method] = []
+        for i in range(runs):
+            print(f"== {name}: {method} run {i + 1} of {runs}", flush=True)
+            result[method].append(run(model, path, reference))
+            figures = result[method][-1]
+            print(
+                f"   WER {100 * figures['wer']:.1f}%, latency mean "
+                f"{figures['latency']['mean']:.2f} s p90 {figures['latency']['p90']:.2f} s, "
+                f"revisions {figures['revisions']}",
+                flush=True,
+            )
+    return result
+
+
+def median_of(runs: list[dict], *keys: str) -> float:
+    values = []
+    for run in runs:
+        value = run
+        for key in keys:
+            value = value[key]
+        values.append(value)
+    return statistics.median(values)
+
+
+def section() -> str:
+    results = {p.stem: json.loads(p.read_text()) for p in sorted(FIGURES.glob("*.json"))}
+    lines = [
+        "## Streaming at real-time speed: latency, WER and revisions (issue 6)\n",
+        common.header(common.this_command()),
+        f"- Audio: the 25 clips of `../shared/data/clips` joined with {GAP_SECONDS} s of "
+        "silence into one recording, played at real-time speed (0.1 s chunks; what arrives "
+        "during a decoding is decoded next, in one piece).",
+        "- onsei: `model.streamer(language='en')` with its defaults (a decoding per second of "
+        "new audio, greedy, Silero VAD; LocalAgreement-2). naive: the seed's 5-s window "
+        "re-transcribed every second (greedy), each second's new words taken as its output.",
+        "- Latency of a word: wall time of its commit (naive: of the window that first gives "
+        "it) minus the time its audio ended (Whisper's word time). Revisions: onsei, "
+        "committed words later changed; naive, word edits the overlap of each window makes to "
+        "the text shown before. WER: onsei's `whisper` normaliser; offline = `transcribe` of "
+        "the whole file (defaults: beam 5, VAD; and greedy). Median of the runs.",
+        "- Targets: mean latency <= 2.0 s, 90th percentile <= 3.0 s (whisper_streaming reports "
+        "3.3 s); committed WER <= 1.15 x offline; zero revisions.\n",
+    ]
+    rows = []
+    for name, r in results.items():
+        offline = r["offline"]["wer_default"]
+        for method in ("onsei", "naive"):
+            runs = r[method]
+            stream_wer = median_of(runs, "wer")
+            rows.append(
+                [
+                    name,
+                    method,
+                    len(runs),
+                    f"**{median_of(runs, 'latency', 'mean'):.2f}**",
+                    f"{median_of(runs, 'latency', 'p50'):.2f}",
+                    f"**{median_of(runs, 'latency', 'p90'):.2f}**",
+                    common.fmt_pct(stream_wer),
+                    f"{common.fmt_pct(offline)} / {common.fmt_pct(r['offline']['wer_greedy'])}",
+                    f"{stream_wer / offline:.2f}x" if offline else "-",
+                    f"{median_of(runs, 'revisions'):g}",
+                    r["date"],
+                ]
+            )
+    headers = [
+        "Model",
+        "Method",
+        "Runs",
+        "Latency mean s",
+        "p50 s",
+        "p90 s",
+        "WER",
+        "Offline WER (beam 5 / greedy)",
+        "WER / offline",
+        "Revisions",
+        "Date",
+    ]
+    lines.append(common.markdown_table(headers, rows))
+    lines.append(
+        "\nA model trained with `onsei train` (CTC or transducer with a chunked encoder) does "
+        "not stream yet: no figures."
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    for name in args.models:
+        result = measure(name, args.runs)
+        (FIGURES / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+        common.write_section("streaming", section())
+
+
+if __name__ == "__main__":
+    main()
