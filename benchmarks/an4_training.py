@@ -35,7 +35,15 @@ from pathlib import Path
 
 import common
 
-FAMILIES = ("conformer_ctc", "blstm_ctc", "las", "transformer", "joint_ctc_attention", "rnnt")
+FAMILIES = (
+    "conformer_ctc",
+    "blstm_ctc",
+    "las",
+    "transformer",
+    "joint_ctc_attention",
+    "rnnt",
+    "conformer_ctc_streaming",
+)
 LABELS = {
     "conformer_ctc": "Conformer-CTC",
     "blstm_ctc": "BiLSTM-CTC",
@@ -43,6 +51,7 @@ LABELS = {
     "transformer": "Transformer (attention)",
     "joint_ctc_attention": "Joint CTC-attention (Conformer)",
     "rnnt": "RNN-Transducer (Conformer)",
+    "conformer_ctc_streaming": "Conformer-CTC, streaming (0.64 s chunks)",
 }
 RECIPES = common.REPO_DIR / "recipes" / "an4"
 DATA = common.REPO_DIR / "data" / "an4"

@@ -355,3 +355,32 @@ def test_small_conformer_ctc_overfits_two_utterances():
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.05
+
+
+def test_a_chunked_conformer_keeps_the_outputs_of_finished_chunks_as_the_input_grows():
+    from onsei.models.encoders import build_encoder
+
+    torch.manual_seed(0)
+    config = EncoderConfig(type="conformer", hidden=32, layers=2, heads=4, ff=64, chunk_size=4)
+    encoder = build_encoder(config, in_dim=20).eval()
+    features = torch.randn(1, 120, 20)
+    with torch.no_grad():
+        full, _ = encoder(features, torch.tensor([120]))
+        for prefix in (37, 64, 90):
+            part, frames = encoder(features[:, :prefix], torch.tensor([prefix]))
+            # frames whose chunk is complete and whose subsampling window is inside the prefix
+            complete = (int(frames) // 4) * 4
+            assert torch.allclose(part[0, :complete], full[0, :complete], atol=1e-5), prefix
+            assert complete > 0
+    unchunked = build_encoder(
+        EncoderConfig(type="conformer", hidden=32, layers=2, heads=4, ff=64), 20
+    )
+    with torch.no_grad():
+        a, _ = unchunked.eval()(features, torch.tensor([120]))
+        b, _ = unchunked(features[:, :64], torch.tensor([64]))
+    assert not torch.allclose(a[0, :8], b[0, :8], atol=1e-5)  # full context: the future counts
+
+
+def test_chunk_size_is_for_the_conformer_only():
+    with pytest.raises(OptionError, match="encoder.chunk_size: a positive number of frames"):
+        EncoderConfig(type="blstm", chunk_size=8).validate()

@@ -386,3 +386,36 @@ def test_torchrun_trains_with_two_processes_and_writes_checkpoints_once(
     assert result.stdout.count("best dev WER") == 1
     model = onsei.load_model(str(exp))
     assert model.transcribe(str(shared("yesno/waves_yesno/0_0_1_0_1_0_0_1.wav"))).duration > 5
+
+
+def test_a_chunked_ctc_model_streams_words_chunk_by_chunk(tmp_path: Path, yesno_data: Path):
+    from onsei.recognizer import load_model
+    from onsei.streaming.events import Committed, Final
+    from onsei.streaming.sources import file_chunks
+
+    exp = tmp_path / "exp"
+    recipe = write_recipe(tmp_path, yesno_data, "ctc_streaming")
+    assert main(["train", str(recipe), "--exp", str(exp)]) == 0
+    model = load_model(str(exp))
+    wav = shared("yesno/waves_yesno/0_0_1_0_1_0_0_1.wav")
+    streamer = model.streamer()
+    committed_at: list[tuple[float, Committed]] = []  # (audio received, event)
+    for chunk in file_chunks(wav, chunk_seconds=0.1):
+        for event in streamer.accept(chunk):
+            if isinstance(event, Committed):
+                committed_at.append((streamer.received / 16000, event))
+    events = streamer.finish()
+    final = events[-1]
+    assert isinstance(final, Final)
+    words = final.transcript.text.split()
+    assert (
+        sum(a == b for a, b in zip(words, "NO NO YES NO YES NO NO YES".split(), strict=False)) >= 6
+    )
+    # words come out while the audio is still arriving, each soon after it was spoken
+    assert len(committed_at) >= 5
+    assert all(received - event.end < 1.5 for received, event in committed_at)
+    # the trained model's stream is the one of `onsei stream --model EXP`
+    out = tmp_path / "out"
+    assert main(["stream", str(wav), "--model", str(exp), "-o", str(out), "-f", "txt"]) == 0
+    assert (out / "0_0_1_0_1_0_0_1.txt").read_text().split() == words
+    assert main(["stream", str(wav), "--model", str(exp), "--language", "en"]) == 2

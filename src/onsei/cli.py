@@ -822,6 +822,18 @@ def _run_stream(args: argparse.Namespace) -> int:
         device = args.input_device
         device = int(device) if device is not None and device.isdigit() else device
         chunks = sources.latest(sources.microphone_chunks(device))
+    from onsei.recognizer import is_trained_experiment
+
+    if is_trained_experiment(args.model):  # its streaming has no Whisper options
+        defaults = build_parser().parse_args(["stream", "-"])
+        given = [
+            k
+            for k in ("language", "beam_size", "min_chunk", "buffer_seconds", "vad")
+            if getattr(args, k) != getattr(defaults, k)
+        ]
+        if given:
+            raise OptionError(f"--{given[0]} applies to Whisper models only, not {args.model}")
+        options = {}
     model = load_model(
         args.model, device=args.device, compute_type=args.compute_type, threads=args.threads
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 from onsei.audio import AudioSource
 from onsei.transcript import Segment, Transcript
@@ -12,7 +14,7 @@ from onsei.transcript import Segment, Transcript
 
 @runtime_checkable
 class Recognizer(Protocol):
-    """What every model in onsei offers: Whisper and, later, the models trained here."""
+    """What every model in onsei offers: Whisper and the models trained here."""
 
     name: str
     languages: list[str]
@@ -33,6 +35,15 @@ class Recognizer(Protocol):
         self, audio: AudioSource, *, vad_filter: bool = True
     ) -> list[tuple[str, float]]:
         """``(language code, probability)`` pairs, most likely first."""
+        ...
+
+    def streamer(self, **options: Any) -> Any:
+        """The state of one live stream: ``accept(chunk)`` 16 kHz mono float32 audio as it
+        arrives, ``finish()`` at the end; each returns the ``onsei.streaming.events`` due."""
+        ...
+
+    def stream(self, chunks: Iterable[np.ndarray], **options: Any) -> Iterator[Any]:
+        """``accept`` every chunk, then ``finish``: all the stream's events, as they are due."""
         ...
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,20 @@ class TrainedRecognizer:
             )
             for t in timings
         ]
+
+    def streamer(self, **options: Any):
+        """A live transcription of one stream (``accept(chunk)``, ``finish()``), for a CTC or
+        RNN-T model with a chunked encoder; ``options``: ``TrainedStreamOptions``."""
+        from onsei.asr.streaming import TrainedStreamer, TrainedStreamOptions
+
+        stream_options = TrainedStreamOptions.from_kwargs(**options)
+        return TrainedStreamer(self.model, self.tokenizer, stream_options, self.name)
+
+    def stream(self, chunks: Iterable[np.ndarray], **options: Any) -> Iterator[Any]:
+        """The events of streaming ``chunks`` (16 kHz mono float32) through this model."""
+        from onsei.streaming.events import stream_events
+
+        return stream_events(self.streamer(**options), chunks)
 
     def detect_language(self, audio: AudioSource, *, vad_filter: bool = True):
         raise OptionError(f"model {self.name!r} recognises one language: it cannot detect others")

@@ -114,9 +114,16 @@ class RelPositionMultiHeadAttention(nn.Module):
         nn.init.xavier_uniform_(self.position_bias)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor,
+        visible: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """x: (B, T, D); positions: (1, 2T-1, D) encodings of relative positions ``T-1`` down to
-        ``-(T-1)``; mask: (B, T) True on real frames. Returns (B, T, D)."""
+        ``-(T-1)``; mask: (B, T) True on real frames; visible: (T, T), True where query ``i``
+        may see key ``j`` (None: everywhere). Returns (B, T, D)."""
         batch, length, _ = x.shape
         q = self.query(x).view(batch, length, self.heads, self.d_k)
         k = self.key(x).view(batch, length, self.heads, self.d_k).transpose(1, 2)
@@ -125,7 +132,10 @@ class RelPositionMultiHeadAttention(nn.Module):
         content = (q + self.content_bias).transpose(1, 2) @ k.transpose(-2, -1)  # (B, H, T, T)
         position = (q + self.position_bias).transpose(1, 2) @ p.transpose(-2, -1)
         scores = (content + _relative_shift(position)) / math.sqrt(self.d_k)
-        scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+        allowed = mask[:, None, None, :]
+        if visible is not None:
+            allowed = allowed & visible[None, None]
+        scores = scores.masked_fill(~allowed, float("-inf"))
         weights = self.dropout(scores.softmax(dim=-1))
         out = (weights @ v).transpose(1, 2).reshape(batch, length, -1)
         return self.out(out)

@@ -35,9 +35,18 @@ class EncoderConfig:
     """Depthwise convolution kernel of the conformer (odd)."""
     conv_channels: int | None = None
     """Channels of the Conv2d front (transformer, conformer); ``None``: ``hidden``."""
+    chunk_size: int = 0
+    """Conformer for streaming: self-attention sees the frames of its own chunk of this many
+    (output) frames and of the chunks before it, and the convolutions look back only; the
+    output of a frame then never depends on audio after its chunk. 0: full context."""
 
     def validate(self) -> None:
         _check_choice("encoder", "type", self.type, ENCODER_TYPES)
+        if self.chunk_size < 0 or (self.chunk_size and self.type != "conformer"):
+            raise OptionError(
+                "encoder.chunk_size: a positive number of frames, for the conformer only "
+                f"(got {self.chunk_size} for {self.type})"
+            )
         _check_positive("encoder", self, ("hidden", "layers", "heads", "ff", "subsampling"))
         _check_dropout("encoder", self.dropout)
         if self.conv_channels is not None and self.conv_channels < 1:

@@ -243,10 +243,13 @@ class ConvolutionModule(nn.Module):
     frame) replaces the paper's BatchNorm so that padded frames cannot leak in through batch
     statistics."""
 
-    def __init__(self, d_model: int, kernel: int):
+    def __init__(self, d_model: int, kernel: int, causal: bool = False):
         super().__init__()
         self.pointwise_in = nn.Linear(d_model, 2 * d_model)
-        self.depthwise = nn.Conv1d(d_model, d_model, kernel, padding=kernel // 2, groups=d_model)
+        # causal: all the padding on the left, so a frame sees only itself and the past
+        self.left_pad = kernel - 1 if causal else 0
+        padding = 0 if causal else kernel // 2
+        self.depthwise = nn.Conv1d(d_model, d_model, kernel, padding=padding, groups=d_model)
         self.norm = nn.LayerNorm(d_model)
         self.pointwise_out = nn.Linear(d_model, d_model)
 
@@ -254,7 +257,8 @@ class ConvolutionModule(nn.Module):
         """x: (B, T, D), mask: (B, T) True on real frames -> (B, T, D)."""
         x = nn.functional.glu(self.pointwise_in(x), dim=-1)
         x = x.masked_fill(~mask.unsqueeze(-1), 0.0)  # padded frames must not reach real ones
-        x = self.depthwise(x.transpose(1, 2)).transpose(1, 2)
+        x = nn.functional.pad(x.transpose(1, 2), (self.left_pad, 0))
+        x = self.depthwise(x).transpose(1, 2)
         return self.pointwise_out(nn.functional.silu(self.norm(x)))
 
 
@@ -262,34 +266,56 @@ class ConformerBlock(nn.Module):
     """Half-step FFN, relative-position MHSA, convolution module, half-step FFN, LayerNorm
     (Gulati et al. 2020); each sub-module pre-LayerNorm with dropout and a residual."""
 
-    def __init__(self, d_model: int, heads: int, ff: int, kernel: int, dropout: float):
+    def __init__(
+        self, d_model: int, heads: int, ff: int, kernel: int, dropout: float, causal: bool = False
+    ):
         super().__init__()
         self.norm_ff_in = nn.LayerNorm(d_model)
         self.ff_in = _feed_forward(d_model, ff, dropout)
         self.norm_attention = nn.LayerNorm(d_model)
         self.attention = RelPositionMultiHeadAttention(d_model, heads, dropout)
         self.norm_conv = nn.LayerNorm(d_model)
-        self.conv = ConvolutionModule(d_model, kernel)
+        self.conv = ConvolutionModule(d_model, kernel, causal)
         self.norm_ff_out = nn.LayerNorm(d_model)
         self.ff_out = _feed_forward(d_model, ff, dropout)
         self.norm_final = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, D), positions: (1, 2T-1, D), mask: (B, T) True on real frames."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor,
+        visible: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x: (B, T, D), positions: (1, 2T-1, D), mask: (B, T) True on real frames, visible:
+        (T, T) which keys each query may attend to (None: all)."""
         x = x + 0.5 * self.dropout(self.ff_in(self.norm_ff_in(x)))
-        x = x + self.dropout(self.attention(self.norm_attention(x), positions, mask))
+        x = x + self.dropout(self.attention(self.norm_attention(x), positions, mask, visible))
         x = x + self.dropout(self.conv(self.norm_conv(x), mask))
         x = x + 0.5 * self.dropout(self.ff_out(self.norm_ff_out(x)))
         return self.norm_final(x)
 
 
+def chunk_visibility(frames: int, chunk_size: int, device=None) -> torch.Tensor:
+    """(T, T) mask of chunked self-attention: query ``i`` sees key ``j`` when ``j``'s chunk
+    of ``chunk_size`` frames is not after ``i``'s."""
+    chunk = torch.arange(frames, device=device) // chunk_size
+    return chunk[None, :] <= chunk[:, None]
+
+
 class ConformerEncoder(nn.Module):
     """``Conv2dSubsampling`` to ``d_model = hidden``, relative positional encoding, and
-    ``layers`` Conformer blocks; ``output_dim = hidden``."""
+    ``layers`` Conformer blocks; ``output_dim = hidden``.
+
+    With ``chunk_size`` > 0 it is a streaming encoder: attention is chunked
+    (``chunk_visibility``) and the convolution modules are causal, so an output frame depends
+    on the input up to the end of its chunk only (plus the subsampling's 6 feature frames of
+    look-ahead), and a growing input leaves the outputs of finished chunks as they were."""
 
     def __init__(self, in_dim: int, config: EncoderConfig):
         super().__init__()
+        self.chunk_size = config.chunk_size
         self.output_dim = config.hidden
         self.subsampling = Conv2dSubsampling(
             in_dim, config.hidden, config.subsampling, config.conv_channels
@@ -297,7 +323,12 @@ class ConformerEncoder(nn.Module):
         self.positions = RelPositionalEncoding(config.hidden, config.dropout)
         self.blocks = nn.ModuleList(
             ConformerBlock(
-                config.hidden, config.heads, config.ff, config.conv_kernel, config.dropout
+                config.hidden,
+                config.heads,
+                config.ff,
+                config.conv_kernel,
+                config.dropout,
+                causal=config.chunk_size > 0,
             )
             for _ in range(config.layers)
         )
@@ -309,8 +340,11 @@ class ConformerEncoder(nn.Module):
         x, lengths = self.subsampling(features, lengths)
         x, positions = self.positions(x)
         mask = padding_mask(lengths, x.shape[1])
+        visible = None
+        if self.chunk_size:
+            visible = chunk_visibility(x.shape[1], self.chunk_size, x.device)
         for block in self.blocks:
-            x = block(x, positions, mask)
+            x = block(x, positions, mask, visible)
         return x, lengths
 
 

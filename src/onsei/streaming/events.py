@@ -3,6 +3,7 @@ transcript; each event is also a JSON object (``to_dict``) for the WebSocket pro
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -58,3 +59,11 @@ class StreamError:
 
 
 StreamEvent = Partial | Committed | Final | StreamError
+
+
+def stream_events(streamer, chunks: Iterable[Any]) -> Iterator[StreamEvent]:
+    """The events of feeding ``chunks`` to a streamer (``accept`` each, then ``finish``):
+    what ``model.stream(chunks)`` returns, for Whisper and trained models alike."""
+    for chunk in chunks:
+        yield from streamer.accept(chunk)
+    yield from streamer.finish()

@@ -16,7 +16,6 @@ words two consecutive decodings agree on (whisper_streaming's policy).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,10 +240,3 @@ class WhisperStreamer:
 def _text(words: list[Word], leading_space: bool = False) -> str:
     text = "".join(w.word for w in words)
     return text if leading_space else text.strip()
-
-
-def stream_events(streamer, chunks: Iterable[np.ndarray]) -> Iterator[StreamEvent]:
-    """The events of feeding ``chunks`` to ``streamer`` (``accept`` each, then ``finish``)."""
-    for chunk in chunks:
-        yield from streamer.accept(chunk)
-    yield from streamer.finish()

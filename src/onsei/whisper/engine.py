@@ -122,7 +122,7 @@ class WhisperRecognizer:
     def stream(self, chunks: Iterable[np.ndarray], **options: Any) -> Iterator[Any]:
         """The events of streaming ``chunks`` (``Committed`` words, never revised;
         ``Partial`` text; the ``Final`` transcript) as soon as they are due."""
-        from onsei.streaming.whisper_stream import stream_events
+        from onsei.streaming.events import stream_events
 
         return stream_events(self.streamer(**options), chunks)
 
