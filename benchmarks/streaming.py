@@ -44,9 +44,10 @@ FIGURES = common.FIGURES_DIR / "streaming"
 GAP_SECONDS = 1.5
 
 
-def session() -> tuple[Path, str]:
-    """The clips joined with silence, as one 16 kHz WAV, and the joined references."""
-    clips = common.read_manifest(common.DATA_DIR / "clips" / "manifest.jsonl")
+def session(limit: int | None = None) -> tuple[Path, str]:
+    """The clips (the first ``limit``) joined with silence, as one 16 kHz WAV, and the joined
+    references."""
+    clips = common.read_manifest(common.DATA_DIR / "clips" / "manifest.jsonl")[:limit]
     gap = np.zeros(round(GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
     pieces = []
     for clip in clips:
@@ -155,10 +156,10 @@ def run_offline(model, path: Path, reference: str) -> dict:
     return {"wer_default": wer(reference, default.text), "wer_greedy": wer(reference, greedy.text)}
 
 
-def measure(name: str, runs: int) -> dict:
+def measure(name: str, runs: int, limit: int | None) -> dict:
     import onsei
 
-    path, reference = session()
+    path, reference = session(limit)
     model = onsei.load_model(name, device="cpu")
     model.transcribe(load_audio(path)[: 5 * SAMPLE_RATE], language="en")  # warm-up
     result: dict = {"model": name, "date": common.today(), "commit": common.git_commit()}
@@ -254,10 +255,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--clips", type=int, default=None, help="only the first N (a quick check)")
     args = parser.parse_args()
     FIGURES.mkdir(parents=True, exist_ok=True)
     for name in args.models:
-        result = measure(name, args.runs)
+        result = measure(name, args.runs, args.clips)
+        if args.clips:  # a quick check is not a measurement
+            print(json.dumps({k: v for k, v in result.items() if k in ("onsei", "naive")})[:2000])
+            continue
         (FIGURES / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
         common.write_section("streaming", section())
 
