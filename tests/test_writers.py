@@ -114,7 +114,13 @@ def test_json_is_the_schema_and_round_trips(transcript: Transcript):
         "temperature",
         "speaker",
     } <= set(first)
-    assert first["words"][1] == {"start": 0.5, "end": 1.0, "word": " there,", "probability": 0.9}
+    assert first["words"][1] == {
+        "start": 0.5,
+        "end": 1.0,
+        "word": " there,",
+        "probability": 0.9,
+        "speaker": None,
+    }
     assert Transcript.from_dict(data) == transcript
 
 

@@ -23,6 +23,8 @@ _EXPORTS = {
     "Transcript": "onsei.transcript",
     "Segment": "onsei.transcript",
     "Word": "onsei.transcript",
+    "Turn": "onsei.transcript",
+    "diarize": "onsei.diarization",
     "OnseiError": "onsei.errors",
     "AudioError": "onsei.errors",
     "ModelError": "onsei.errors",
@@ -32,9 +34,10 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from onsei.api import transcribe
     from onsei.audio import SAMPLE_RATE, load_audio
+    from onsei.diarization import diarize
     from onsei.errors import AudioError, ModelError, OnseiError, OptionError
     from onsei.recognizer import Recognizer, load_model
-    from onsei.transcript import Segment, Transcript, Word
+    from onsei.transcript import Segment, Transcript, Turn, Word
 
 
 def __getattr__(name: str) -> Any:
@@ -54,8 +57,10 @@ __all__ = [
     "Recognizer",
     "Segment",
     "Transcript",
+    "Turn",
     "Word",
     "__version__",
+    "diarize",
     "load_audio",
     "load_model",
     "transcribe",

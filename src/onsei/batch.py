@@ -39,6 +39,8 @@ class BatchTranscriber:
     threads: int = 0
     overwrite: bool = False
     verbose: bool = True
+    diarization: dict[str, Any] | None = None
+    """``onsei.diarize`` keywords: assign speakers to each transcript (None: do not)."""
     _recognizer: Recognizer | None = field(default=None, init=False, repr=False)
 
     def run(self, arguments: list[str]) -> BatchReport:
@@ -101,6 +103,10 @@ class BatchTranscriber:
             )
         finally:
             printer.close()
+        if self.diarization is not None:
+            from onsei.diarization import diarize
+
+            transcript.assign_speakers(diarize(audio, **self.diarization))
         for output, fmt in zip(outputs, self.formats, strict=True):
             save_transcript(transcript, output, fmt, self.subtitle_options)
 

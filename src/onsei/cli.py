@@ -64,6 +64,35 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: engine default)")
 
 
+def _add_speaker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--num_speakers", type=int, default=None, help="the number of speakers")
+    parser.add_argument("--min_speakers", type=int, default=None, help="at least this many")
+    parser.add_argument("--max_speakers", type=int, default=None, help="at most this many")
+    parser.add_argument(
+        "--clustering",
+        default=None,
+        choices=("spectral", "agglomerative"),
+        help="how d-vectors become speakers (default: agglomerative, cut at a cosine distance; "
+        "spectral: the number found by eigengap)",
+    )
+
+
+def speaker_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``diarize`` keywords from ``diarize`` or ``transcribe --diarize`` arguments."""
+    from onsei.diarization import DiarizationOptions
+    from onsei.diarization.clustering import ClusteringOptions
+
+    options = DiarizationOptions()
+    if args.clustering is not None:
+        options.clustering = ClusteringOptions(method=args.clustering)
+    return {
+        "num_speakers": args.num_speakers,
+        "min_speakers": args.min_speakers,
+        "max_speakers": args.max_speakers,
+        "options": options,
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="onsei", description="Offline speech recognition: transcribe audio with Whisper."
@@ -83,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output_format",
         "-f",
         default="all",
-        choices=("txt", "vtt", "srt", "tsv", "json", "all"),
+        choices=("txt", "vtt", "srt", "tsv", "json", "rttm", "all"),
     )
     t.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
     t.add_argument(
@@ -204,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=False,
         help="detect the language in every window (code-switching)",
     )
+    t.add_argument(
+        "--diarize",
+        action="store_true",
+        help="label segments and words with speakers (word timestamps on); rttm output too",
+    )
+    _add_speaker_arguments(t)
     t.add_argument("--vad_filter", type=str2bool, default=True, help="skip non-speech (Silero VAD)")
     t.add_argument("--vad_threshold", type=float, default=0.5, help="VAD speech probability")
     t.add_argument(
@@ -287,6 +322,31 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--language", default=None, help="Whisper: language (default: detect)")
     ev.add_argument("--vad_filter", type=str2bool, default=True, help="Whisper: skip non-speech")
     _add_trained_search_arguments(ev)
+
+    di = commands.add_parser(
+        "diarize",
+        help="who spoke when: write an RTTM file of speaker turns per input",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    di.add_argument("audio", nargs="+", help="audio or video files, directories or globs")
+    di.add_argument("--output_dir", "-o", default=".", help="where <stem>.rttm is written")
+    _add_speaker_arguments(di)
+
+    sd = commands.add_parser(
+        "score-diarization",
+        help="diarization error rate of hypothesis RTTM turns against reference ones",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sd.add_argument("reference", help="reference RTTM file")
+    sd.add_argument("hypothesis", help="hypothesis RTTM file")
+    sd.add_argument(
+        "--collar",
+        type=float,
+        default=0.0,
+        help="seconds around reference boundaries not scored, in all (pyannote.metrics)",
+    )
+    sd.add_argument("--skip-overlap", action="store_true", help="do not score overlapped speech")
+    sd.add_argument("--uem", default=None, help="UEM file: the scored regions of each file")
 
     st = commands.add_parser(
         "stream",
@@ -478,6 +538,11 @@ _NOT_DECODING = {
     "max_line_width",
     "max_line_count",
     "max_words_per_line",
+    "diarize",
+    "num_speakers",
+    "min_speakers",
+    "max_speakers",
+    "clustering",
 }
 
 
@@ -561,6 +626,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _run_train,
         "eval": _run_eval,
         "finetune": _run_finetune,
+        "diarize": _run_diarize,
+        "score-diarization": _run_score_diarization,
         "stream": _run_stream,
         "lm": _run_lm,
         "convert": _run_convert,
@@ -596,6 +663,13 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         import ctranslate2
 
         ctranslate2.set_random_seed(args.seed)  # before the engine first samples
+    speaker_flags = ("num_speakers", "min_speakers", "max_speakers", "clustering")
+    given = [name for name in speaker_flags if getattr(args, name) is not None]
+    if given and not args.diarize:
+        raise OptionError(f"--{given[0]} requires --diarize")
+    diarization = speaker_options(args) if args.diarize else None
+    if args.diarize:
+        args.word_timestamps = True  # words get speakers, and segments split where they change
     explicit = _explicit_decoding_options(args)
     if is_trained_experiment(args.model):
         whisper_only = [name for name in explicit if name not in TRAINED_MODEL_OPTIONS]
@@ -626,10 +700,11 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         threads=args.threads,
         options=options,
         output_dir=Path(args.output_dir),
-        formats=expand_formats(args.output_format),
+        formats=expand_formats(args.output_format, speakers=args.diarize),
         subtitle_options=subtitle,
         overwrite=args.overwrite,
         verbose=args.verbose,
+        diarization=diarization,
     )
     return EXIT_FAILED if batch.run(args.audio).failed else 0
 
@@ -770,6 +845,54 @@ def _run_eval(args: argparse.Namespace) -> int:
     write_report(report, output)
     print(report.table())
     print(f"{report.summary()}; alignments in {output}/alignments.txt")
+    return 0
+
+
+def _run_diarize(args: argparse.Namespace) -> int:
+    import io
+
+    from onsei.audio import load_audio
+    from onsei.diarization import diarize
+    from onsei.files import atomic_write_text
+    from onsei.inputs import expand_inputs
+    from onsei.writers.rttm import write_turns
+
+    options = speaker_options(args)
+    inputs = expand_inputs(args.audio)
+    for message in inputs.errors:
+        print_error(message)
+    failed = len(inputs.errors)
+    for path in inputs.files:
+        try:
+            turns = diarize(load_audio(path), **options)
+        except AudioError as error:
+            print_error(f"{path}: {error}" if str(path) not in str(error) else str(error))
+            failed += 1
+            continue
+        buffer = io.StringIO()
+        write_turns(turns, buffer, path.stem)
+        output = atomic_write_text(Path(args.output_dir) / f"{path.stem}.rttm", buffer.getvalue())
+        speakers = sorted({t.speaker for t in turns})
+        print(f"==> {path}: {len(turns)} turns, {len(speakers)} speakers -> {output}")
+        if not turns:
+            print("(no speech found)")
+        for turn in turns:
+            print(f"[{turn.start:8.2f} -> {turn.end:8.2f}] {turn.speaker}")
+    return EXIT_FAILED if failed else 0
+
+
+def _run_score_diarization(args: argparse.Namespace) -> int:
+    from onsei.diarization.scoring import read_uem, score_diarization
+    from onsei.writers.rttm import read_rttm
+
+    references, hypotheses = read_rttm(args.reference), read_rttm(args.hypothesis)
+    if not references:
+        raise OptionError(f"{args.reference}: no SPEAKER lines: nothing to score against")
+    uem = read_uem(args.uem) if args.uem else None
+    report = score_diarization(
+        references, hypotheses, collar=args.collar, skip_overlap=args.skip_overlap, uem=uem
+    )
+    print("\n".join(report.lines()))
     return 0
 
 

@@ -65,7 +65,8 @@ def iterate_cues(
 
     for cue in _word_cues(segments, options):
         cue_start, cue_end = stamp(cue[0].start), stamp(cue[-1].end)
-        cue_text = "".join(word.word for word in cue)
+        speaker = f"[{cue[0].speaker}] " if cue[0].speaker is not None else ""
+        cue_text = speaker + "".join(word.word for word in cue)
         if not options.highlight_words:
             yield cue_start, cue_end, cue_text
             continue
@@ -77,7 +78,8 @@ def iterate_cues(
             yield (
                 start,
                 end,
-                "".join(
+                speaker
+                + "".join(
                     re.sub(r"^(\s*)(.*)$", r"\1<u>\2</u>", other.word)
                     if other is word
                     else other.word
@@ -107,7 +109,9 @@ def _word_cues(segments: list[Segment], options: SubtitleOptions) -> Iterator[li
                 word = replace(original)
                 long_pause = not preserve_segments and word.start - last_start > _LONG_PAUSE
                 has_room = line_length + len(word.word) <= max_line_width
-                segment_break = index == 0 and len(cue) > 0 and preserve_segments
+                segment_break = (index == 0 and len(cue) > 0 and preserve_segments) or (
+                    len(cue) > 0 and word.speaker != cue[-1].speaker  # a cue has one speaker
+                )
                 if line_length > 0 and has_room and not long_pause and not segment_break:
                     line_length += len(word.word)
                 else:

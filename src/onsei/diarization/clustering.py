@@ -1,0 +1,95 @@
+"""Clustering speaker embeddings into speakers, with the number of speakers given, bounded, or
+found: agglomerative clustering (average linkage on cosine distance, cut at a threshold) or
+spectral clustering (the number of speakers from the largest eigengap)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from onsei.errors import OptionError
+
+METHODS = ("agglomerative", "spectral")
+
+
+@dataclass
+class ClusteringOptions:
+    method: str = "agglomerative"
+    threshold: float = 0.6
+    """Agglomerative: cosine distance at which clusters stop merging (tuned on the AMI train
+    excerpts: benchmarks/diarization.py tune)."""
+    pruning: float = 0.3
+    """Spectral: the share of each row's strongest affinities kept (p-pruning)."""
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise OptionError(
+                f"clustering: expected one of {', '.join(METHODS)}, got {self.method!r}"
+            )
+
+
+def cluster(
+    embeddings: np.ndarray,
+    num_speakers: int | None = None,
+    min_speakers: int = 1,
+    max_speakers: int | None = None,
+    options: ClusteringOptions | None = None,
+) -> np.ndarray:
+    """Speaker index of each of ``embeddings`` ``(N, D)`` (L2-normalised), 0, 1, ...
+
+    ``num_speakers`` fixes the count; otherwise it is found and kept within
+    ``[min_speakers, max_speakers]`` (never more than there are embeddings).
+    """
+    options = options or ClusteringOptions()
+    options.validate()
+    count = len(embeddings)
+    if count == 0:
+        return np.zeros(0, dtype=int)
+    high = min(count, max_speakers or count)
+    low = min(max(1, min_speakers), high)
+    if num_speakers is not None:
+        low = high = min(num_speakers, count)
+    if count == 1 or high == 1:
+        return np.zeros(count, dtype=int)
+    if options.method == "spectral":
+        return _spectral(embeddings, low, high, options.pruning)
+    return _agglomerative(embeddings, low, high, options.threshold)
+
+
+def _agglomerative(embeddings: np.ndarray, low: int, high: int, threshold: float) -> np.ndarray:
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    tree = linkage(embeddings, method="average", metric="cosine")
+    labels = fcluster(tree, t=threshold, criterion="distance")
+    found = len(set(labels))
+    if not low <= found <= high:
+        labels = fcluster(tree, t=min(max(found, low), high), criterion="maxclust")
+    return _renumber(labels)
+
+
+def _spectral(embeddings: np.ndarray, low: int, high: int, pruning: float) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    affinity = np.clip(embeddings @ embeddings.T, 0.0, 1.0)
+    keep = max(1, int(round(pruning * len(affinity))))
+    threshold = -np.sort(-affinity, axis=1)[:, keep - 1 : keep]
+    affinity = np.where(affinity >= threshold, affinity, 0.0)
+    affinity = (affinity + affinity.T) / 2
+    degree = affinity.sum(axis=1)
+    laplacian = np.diag(degree) - affinity
+    scale = 1.0 / np.sqrt(np.maximum(degree, 1e-12))
+    normalized = scale[:, None] * laplacian * scale[None, :]
+    values, vectors = np.linalg.eigh(normalized)
+    gaps = np.diff(values[: high + 1])
+    speakers = low + int(np.argmax(gaps[low - 1 : high])) if high > low else low
+    points = vectors[:, :speakers]
+    points = points / (np.linalg.norm(points, axis=1, keepdims=True) + 1e-12)
+    labels = KMeans(speakers, n_init=10, random_state=0).fit_predict(points)
+    return _renumber(labels)
+
+
+def _renumber(labels: np.ndarray) -> np.ndarray:
+    """Speakers numbered 0, 1, ... in order of first appearance."""
+    order: dict[int, int] = {}
+    return np.array([order.setdefault(int(x), len(order)) for x in labels], dtype=int)

@@ -1,0 +1,246 @@
+"""Who spoke when: speech regions (Silero VAD), speaker embeddings on sliding windows inside
+them, clustering into speakers, and turns made from the windows' labels.
+
+1. Silero VAD (faster-whisper's) finds the speech; audio without speech has no turns.
+2. Windows of 0.8 s every ``hop_seconds`` inside each stretch of speech (one window centred on
+   a shorter stretch) get a d-vector each (``SpeakerEmbedder``).
+3. ``cluster`` groups the d-vectors into speakers, their number given, bounded or found.
+4. Every 10 ms of speech takes the speaker of the window whose centre is nearest; runs of one
+   speaker are turns; a turn shorter than ``min_turn_seconds`` that touches others is given to
+   its longer neighbour (a speaker does not change for a moment).
+5. With ``overlap``, where the two nearest windows around a frame disagree, both speakers are
+   kept (overlapped speech, which single-label diarization always misses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+
+from onsei.audio import SAMPLE_RATE, AudioSource, load_audio
+from onsei.diarization.clustering import ClusteringOptions, cluster
+from onsei.diarization.embedder import HOP, WINDOW_FRAMES, SpeakerEmbedder
+from onsei.errors import OptionError
+from onsei.transcript import Turn
+
+FRAME_SECONDS = HOP / SAMPLE_RATE
+
+
+@dataclass
+class DiarizationOptions:
+    hop_seconds: float = 0.4
+    """Step between embedding windows (0.8 s each)."""
+    min_turn_seconds: float = 0.3
+    clustering: ClusteringOptions = field(default_factory=ClusteringOptions)
+    vad_threshold: float = 0.35
+    """Silero's speech probability; lower than for transcription (0.5), which loses quiet
+    and far-off speakers of a meeting."""
+    vad_min_silence_ms: int = 300
+    vad_speech_pad_ms: int = 200
+    overlap: bool = False
+    """Keep two speakers where neighbouring windows disagree (see the module's step 5)."""
+
+    def validate(self) -> None:
+        if self.hop_seconds <= 0 or self.min_turn_seconds < 0:
+            raise OptionError("hop_seconds must be positive and min_turn_seconds not negative")
+        self.clustering.validate()
+
+
+@cache
+def _embedder() -> SpeakerEmbedder:
+    """The embedder, loaded once per process."""
+    return SpeakerEmbedder()
+
+
+@dataclass
+class SpeakerWindows:
+    """The speech of a recording and the d-vectors of the windows inside it."""
+
+    regions: list[tuple[int, int]]
+    """Stretches of speech, ``(first, end)`` feature frames (10 ms)."""
+    centres: np.ndarray
+    """``(N,)`` the windows' centres, in frames."""
+    region_of: np.ndarray
+    """``(N,)`` the region each window lies in."""
+    embeddings: np.ndarray
+    """``(N, 256)`` L2-normalised d-vectors."""
+
+
+def diarize(
+    audio: AudioSource,
+    *,
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    options: DiarizationOptions | None = None,
+) -> list[Turn]:
+    """Speaker turns of ``audio`` (any ``AudioSource``), in time order; speakers are named
+    ``SPEAKER_1``, ``SPEAKER_2``, ... in order of first appearance.
+
+    Raises:
+        OptionError: inconsistent speaker counts.
+    """
+    options = options or DiarizationOptions()
+    options.validate()
+    _check_counts(num_speakers, min_speakers, max_speakers)
+    windows = speaker_windows(load_audio(audio), options)
+    return speaker_turns(windows, num_speakers, min_speakers, max_speakers, options)
+
+
+def speaker_windows(waveform: np.ndarray, options: DiarizationOptions) -> SpeakerWindows:
+    """Steps 1 and 2: the speech, and a d-vector per window of it."""
+    regions = speech_regions(waveform, options)
+    if not regions:
+        return SpeakerWindows([], np.zeros(0), np.zeros(0, int), np.zeros((0, 256)))
+    embedder = _embedder()
+    features = embedder.features(waveform)
+    hop = max(1, round(options.hop_seconds / FRAME_SECONDS))
+    starts, centres, region_of = _windows(regions, len(features), hop)
+    return SpeakerWindows(regions, centres, region_of, embedder.embed(features, starts))
+
+
+def speaker_turns(
+    windows: SpeakerWindows,
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    options: DiarizationOptions | None = None,
+) -> list[Turn]:
+    """Steps 3 to 5: cluster the windows, label the speech, make and smooth the turns."""
+    options = options or DiarizationOptions()
+    if not windows.regions:
+        return []
+    labels = cluster(
+        windows.embeddings,
+        num_speakers=num_speakers,
+        min_speakers=min_speakers or 1,
+        max_speakers=max_speakers,
+        options=options.clustering,
+    )
+    primary, overlapped = _frame_turns(
+        windows.regions, windows.centres, windows.region_of, labels, options
+    )
+    turns = _smooth(primary, options.min_turn_seconds)
+    overlapped = [t for t in overlapped if t.duration >= options.min_turn_seconds / 2]
+    return _merge(turns + overlapped)
+
+
+def _check_counts(num: int | None, low: int | None, high: int | None) -> None:
+    for name, value in (("num_speakers", num), ("min_speakers", low), ("max_speakers", high)):
+        if value is not None and value < 1:
+            raise OptionError(f"{name}: must be at least 1, got {value}")
+    if num is not None and (low is not None or high is not None):
+        raise OptionError("give num_speakers, or min_speakers/max_speakers, not both")
+    if low is not None and high is not None and low > high:
+        raise OptionError(f"min_speakers ({low}) is more than max_speakers ({high})")
+
+
+def speech_regions(waveform: np.ndarray, options: DiarizationOptions) -> list[tuple[int, int]]:
+    """Stretches of speech as ``(first, end)`` feature frames (10 ms)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    vad = VadOptions(
+        threshold=options.vad_threshold,
+        min_silence_duration_ms=options.vad_min_silence_ms,
+        speech_pad_ms=options.vad_speech_pad_ms,
+    )
+    return [
+        (c["start"] // HOP, max(c["start"] // HOP + 1, c["end"] // HOP))
+        for c in get_speech_timestamps(waveform, vad)
+    ]
+
+
+def _windows(regions, frames: int, hop: int) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Embedding window starts, their centres (frames) and the region each lies in."""
+    starts, region_of = [], []
+    for index, (first, end) in enumerate(regions):
+        if end - first <= WINDOW_FRAMES:
+            centre = (first + end) // 2
+            positions = [max(0, min(centre - WINDOW_FRAMES // 2, frames - WINDOW_FRAMES))]
+        else:
+            positions = list(range(first, end - WINDOW_FRAMES + 1, hop))
+            if positions[-1] != end - WINDOW_FRAMES:
+                positions.append(end - WINDOW_FRAMES)
+        starts += positions
+        region_of += [index] * len(positions)
+    centres = np.array(starts) + WINDOW_FRAMES / 2
+    return starts, centres, np.array(region_of)
+
+
+def _frame_turns(regions, centres, region_of, labels, options):
+    """Each speech frame labelled by its nearest window (of the same region); runs -> turns.
+    Returns the turns and, with ``options.overlap``, the second speakers' turns."""
+    turns: list[Turn] = []
+    overlapped: list[Turn] = []
+    for index, (first, end) in enumerate(regions):
+        mine = np.flatnonzero(region_of == index)
+        frames = np.arange(first, end) + 0.5
+        nearest = mine[np.abs(frames[:, None] - centres[mine][None, :]).argmin(axis=1)]
+        turns += _runs(first, labels[nearest])
+        if options.overlap and len(mine) > 1:
+            overlapped += _overlaps(first, frames, centres[mine], labels[mine])
+    return turns, overlapped
+
+
+def _runs(first: int, frame_labels: np.ndarray) -> list[Turn]:
+    changes = np.flatnonzero(np.diff(frame_labels)) + 1
+    bounds = [0, *changes.tolist(), len(frame_labels)]
+    return [
+        Turn(
+            (first + a) * FRAME_SECONDS,
+            (first + b) * FRAME_SECONDS,
+            _name(int(frame_labels[a])),
+        )
+        for a, b in zip(bounds, bounds[1:], strict=False)
+    ]
+
+
+def _overlaps(first, frames, centres, labels) -> list[Turn]:
+    """The second speaker where the windows just before and after a frame disagree."""
+    after = np.clip(np.searchsorted(centres, frames), 1, len(centres) - 1)
+    before = after - 1
+    nearest = np.where(frames - centres[before] <= centres[after] - frames, before, after)
+    other = np.where(nearest == before, after, before)
+    second = np.where(labels[before] != labels[after], labels[other], -1)
+    return [turn for turn in _runs(first, second) if turn.speaker != _name(-1)]
+
+
+def _name(label: int) -> str:
+    return f"SPEAKER_{label + 1}" if label >= 0 else "none"
+
+
+def _smooth(turns: list[Turn], min_seconds: float) -> list[Turn]:
+    """Give a short turn that touches another to its longer neighbour (turns of one speaker
+    at a time, in time order), then merge touching turns of one speaker."""
+    turns = _merge(turns)
+    changed = True
+    while changed and len(turns) > 1:
+        changed = False
+        for i, turn in enumerate(turns):
+            if turn.duration >= min_seconds:
+                continue
+            around = [turns[j] for j in (i - 1, i + 1) if 0 <= j < len(turns)]
+            neighbours = [n for n in around if n.speaker != turn.speaker and _touch(n, turn)]
+            if neighbours:
+                turn.speaker = max(neighbours, key=lambda n: n.duration).speaker
+                changed = True
+        turns = _merge(turns)
+    return turns
+
+
+def _touch(a: Turn, b: Turn) -> bool:
+    return a.start <= b.end + 1e-6 and b.start <= a.end + 1e-6
+
+
+def _merge(turns: list[Turn]) -> list[Turn]:
+    """Touching or overlapping turns of the same speaker become one."""
+    merged: list[Turn] = []
+    for turn in sorted(turns, key=lambda t: (t.speaker, t.start)):
+        last = merged[-1] if merged else None
+        if last is not None and last.speaker == turn.speaker and turn.start <= last.end + 1e-6:
+            last.end = max(last.end, turn.end)
+        else:
+            merged.append(Turn(turn.start, turn.end, turn.speaker))
+    return sorted(merged, key=lambda t: (t.start, t.speaker))
