@@ -5,8 +5,9 @@ same audio, the seed's naive 5-second sliding window re-transcribed every second
 Audio: the 25 clips of ../shared/data/clips joined with 1.5 s of silence into one recording
 (a session of about two and a half minutes), played into each method at real-time speed.
 
-- onsei: ``model.streamer(language="en")`` (defaults: a decoding per second of new audio,
-  greedy, Silero VAD) fed by ``latest(file_chunks(..., realtime=True))``, as ``onsei stream
+- onsei: ``model.streamer(language="en")`` (defaults: a decoding per half second of new
+  audio, in a window of the buffer's length (at least 20 s) instead of 30 s, greedy, Silero
+  VAD) fed by ``latest(file_chunks(..., realtime=True))``, as ``onsei stream
   FILE --realtime`` does. Latency of a word = wall time when it is committed minus the time
   its audio ended in the stream (Whisper's word end time). Committed text is never revised
   by construction; the benchmark checks it (``revisions``: committed words that differ from
@@ -198,8 +199,9 @@ def section() -> str:
         f"- Audio: the 25 clips of `../shared/data/clips` joined with {GAP_SECONDS} s of "
         "silence into one recording, played at real-time speed (0.1 s chunks; what arrives "
         "during a decoding is decoded next, in one piece).",
-        "- onsei: `model.streamer(language='en')` with its defaults (a decoding per second of "
-        "new audio, greedy, Silero VAD; LocalAgreement-2). naive: the seed's 5-s window "
+        "- onsei: `model.streamer(language='en')` with its defaults (a decoding per half second "
+        "of new audio, the buffer encoded in a window of its own length, at least 20 s, instead "
+        "of 30 s; greedy; Silero VAD; LocalAgreement-2). naive: the seed's 5-s window "
         "re-transcribed every second (greedy), each second's new words taken as its output.",
         "- Latency of a word: wall time of its commit (naive: of the window that first gives "
         "it) minus the time its audio ended (Whisper's word time). Revisions: onsei, "

@@ -80,6 +80,9 @@ class ScriptedRecognizer:
         text = "".join(x.word for x in heard)
         return Transcript([Segment(0, 0.0, end - start, text, words=heard)], language="en")
 
+    def transcribe_window(self, audio, *, language, prompt, beam_size=1) -> Transcript:
+        return self.transcribe(audio)
+
 
 def ramp(seconds: float, start: int = 0) -> np.ndarray:
     return ((np.arange(round(seconds * SR)) + start) / 1e7).astype(np.float32)
@@ -158,6 +161,7 @@ def test_silence_costs_no_decoding(tiny_en):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(tiny_en, "transcribe", spy)
+        patch.setattr(tiny_en, "transcribe_window", spy)
         streamer = tiny_en.streamer(language="en")
         for _ in range(100):  # 10 s of digital silence
             streamer.accept(np.zeros(1600, dtype=np.float32))
@@ -432,3 +436,26 @@ def test_four_streams_at_once_and_a_client_that_vanishes(jfk_flac):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_windows_are_the_buffer_padded_at_least_20_and_at_most_30_seconds():
+    from onsei.whisper.window import window_frames
+
+    assert window_frames(300) == 2000
+    assert window_frames(2100) == 2200
+    assert window_frames(2950) == 3000 and window_frames(5000) == 3000
+
+
+@pytest.mark.slow
+def test_a_short_window_decodes_like_the_full_one(tiny_en, jfk_flac):
+    from onsei.audio import load_audio
+
+    audio = load_audio(jfk_flac)
+    window = tiny_en.transcribe_window(audio, language="en", prompt=None)
+    full = tiny_en.transcribe(audio, language="en", beam_size=1, vad_filter=False)
+    assert words_of(window.text) == words_of(full.text)
+    words = window.words
+    assert words and all(0 <= w.start <= w.end <= 11.1 for w in words)
+    assert words_of("".join(w.word for w in words)) == words_of(window.text)
+    prompted = tiny_en.transcribe_window(audio[: 4 * SR], language="en", prompt="Speech by JFK.")
+    assert "fellow" in words_of(prompted.text)

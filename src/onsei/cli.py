@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--language", default=None, help="language code (default: detect once)")
     st.add_argument("--beam_size", type=int, default=1, help="beams per decoding (1: greedy)")
     st.add_argument(
-        "--min_chunk", type=float, default=1.0, help="seconds of new audio between decodings"
+        "--min_chunk", type=float, default=0.5, help="seconds of new audio between decodings"
     )
     st.add_argument(
         "--buffer_seconds", type=float, default=12.0, help="trim the audio buffer beyond this"

@@ -29,14 +29,17 @@ from onsei.streaming.vad import StreamingVad, VadOptions
 from onsei.transcript import Segment, Transcript, Word
 
 _SENTENCE_END = re.compile(r"[.?!。？！]$")
+_MAX_COMPRESSION_RATIO = 2.4
+"""gzip ratio of a segment's text above which it is a decoding loop (Whisper's threshold)."""
 _CONTEXT_PAUSE = 2.0
 """Seconds of silence after which the speech before it is no longer context for the next."""
 
 
 @dataclass
 class StreamOptions:
-    min_chunk_seconds: float = 1.0
-    """Decode the buffer again after this much new audio."""
+    min_chunk_seconds: float = 0.5
+    """Decode the buffer again after this much new audio (a decoding that takes longer
+    than this is followed at once by the next one)."""
     buffer_seconds: float = 12.0
     """Trim the buffer at the last committed word once it is longer than this."""
     max_buffer_seconds: float = 25.0
@@ -48,6 +51,9 @@ class StreamOptions:
     vad_options: VadOptions = field(default_factory=VadOptions)
     prompt_characters: int = 200
     """Committed text (before the buffer) given to the decoder as its prompt."""
+    short_windows: bool = True
+    """Encode the buffer at its own length (``onsei.whisper.window``) instead of Whisper's
+    30 s: several times faster on a CPU, so words are committed sooner."""
 
     def validate(self) -> None:
         if self.min_chunk_seconds <= 0:
@@ -167,17 +173,22 @@ class WhisperStreamer:
         offset = start_sample / SAMPLE_RATE
         before = [w for w in self.agreement.committed if w.end <= offset + 0.01]
         prompt = _text(before)[-self.options.prompt_characters :] or None
-        transcript = self.recognizer.transcribe(
-            audio,
-            language=self.language,
-            beam_size=self.options.beam_size,
-            best_of=1,
-            temperature=[0.0],
-            word_timestamps=True,
-            vad_filter=False,
-            condition_on_previous_text=False,
-            initial_prompt=prompt,
-        )
+        if self.options.short_windows:
+            transcript = self.recognizer.transcribe_window(
+                audio, language=self.language, prompt=prompt, beam_size=self.options.beam_size
+            )
+        else:
+            transcript = self.recognizer.transcribe(
+                audio,
+                language=self.language,
+                beam_size=self.options.beam_size,
+                best_of=1,
+                temperature=[0.0],
+                word_timestamps=True,
+                vad_filter=False,
+                condition_on_previous_text=False,
+                initial_prompt=prompt,
+            )
         if self.language is None and len(audio) >= 3 * SAMPLE_RATE:
             self.language = transcript.language  # detected once, on 3 s of speech or more
         return [
@@ -187,7 +198,11 @@ class WhisperStreamer:
                 word=w.word,
                 probability=w.probability,
             )
-            for w in transcript.words
+            for segment in transcript.segments
+            # a repetitive segment is Whisper looping ("the the the", ". . ."): not speech
+            if (segment.compression_ratio or 0.0) <= _MAX_COMPRESSION_RATIO
+            for w in segment.words or []
+            if any(c.isalnum() for c in w.word)  # punctuation alone is not a word
         ]
 
     # -- bookkeeping ---------------------------------------------------------------------

@@ -111,6 +111,17 @@ class WhisperRecognizer:
             duration=float(info.duration),
         )
 
+    def transcribe_window(
+        self, audio: np.ndarray, *, language: str | None, prompt: str | None, beam_size: int = 1
+    ) -> Transcript:
+        """One window of at most 30 s, encoded at its own length (``onsei.whisper.window``):
+        what streaming decodes again and again. Word timestamps included."""
+        from onsei.whisper.window import transcribe_window
+
+        return transcribe_window(
+            self.model, audio, language=language, prompt=prompt, beam_size=beam_size
+        )
+
     def streamer(self, **options: Any) -> Any:
         """A live transcription of one stream: ``accept(chunk)`` 16 kHz mono float32 audio
         as it comes and ``finish()`` at the end, each returning the events due.

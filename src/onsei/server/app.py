@@ -1,0 +1,51 @@
+"""The application of ``onsei serve``: the HTTP API (``api``), the streaming WebSocket
+(``/v1/stream``, its example page at ``/stream``) and the Gradio web UI at ``/``."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import HTMLResponse
+
+from onsei.server.api import ServerConfig, create_api
+from onsei.server.models import ModelPool, discover_models
+from onsei.server.workers import DecodePool
+
+
+def create_app(config: ServerConfig, ui: bool = True) -> FastAPI:
+    from onsei.streaming.server import ROUTE, handle_stream
+
+    pool = ModelPool(
+        discover_models(config.models_dir),
+        config.default_model,
+        config.memory_limit_bytes,
+        device=config.device,
+        compute_type=config.compute_type,
+        threads=config.threads,
+    )
+    workers = DecodePool(config.workers, config.queue, config.request_timeout_seconds)
+    app = FastAPI(title="onsei", description="Offline speech recognition", version="0.1.0")
+    app.state.pool, app.state.workers = pool, workers
+    app.include_router(create_api(config, pool, workers))
+    page = resources.files("onsei.streaming").joinpath("static/stream.html").read_text("utf-8")
+
+    @app.get("/stream", response_class=HTMLResponse)
+    async def stream_page() -> str:
+        return page
+
+    @app.websocket(ROUTE)
+    async def stream(websocket: WebSocket) -> None:
+        await handle_stream(websocket, pool)
+
+    @app.on_event("shutdown")
+    async def stop_workers() -> None:
+        workers.shutdown()
+
+    if ui:
+        import gradio
+
+        from onsei.server.ui import build_ui
+
+        app = gradio.mount_gradio_app(app, build_ui(pool, workers, config), path="/")
+    return app

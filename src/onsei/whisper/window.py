@@ -1,0 +1,117 @@
+"""One short window of audio through Whisper in a single pass, for streaming.
+
+Whisper pads every window to 30 s, and on a CPU the encoder is most of a decoding's cost
+(tiny.en, int8, 2 cores: 0.44 s for 30 s). CTranslate2's encoder also takes shorter mel
+windows, at a cost that falls with their length (0.05 s for 10 s), so a streaming buffer of a
+few seconds is encoded in a shorter window (whisper.cpp's ``audio_ctx``): its own length
+with a second of silence after it, and at least 20 s (shorter windows lose words).
+Decoding then follows faster-whisper's steps for one window: the prompt, greedy
+or beam search without timestamp tokens, and word times from the cross-attention alignment
+(faster-whisper's own ``add_word_timestamps``; faster-whisper is pinned, these are its
+internals).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from onsei.transcript import Segment, Transcript, Word
+
+FRAMES_PER_SECOND = 100
+FULL_WINDOW_FRAMES = 3000
+PADDING_FRAMES = 100
+"""Silence after the audio: the model hears the speech end (1 s)."""
+MIN_WINDOW_FRAMES = 2000
+"""Windows are at least 20 s: measured on the clips streamed with tiny.en, shorter windows
+lose words (12% WER with 12 s, 5% with 15 or 20 s, 9% with Whisper's 30 s)."""
+STEP_FRAMES = 200
+"""Window lengths are multiples of 2 s (fewer distinct shapes for the engine)."""
+
+
+def window_frames(audio_frames: int) -> int:
+    """The encoder window for ``audio_frames`` mel frames: padded, rounded up, 20 to 30 s."""
+    wanted = math.ceil((audio_frames + PADDING_FRAMES) / STEP_FRAMES) * STEP_FRAMES
+    wanted = max(MIN_WINDOW_FRAMES, wanted)
+    return min(FULL_WINDOW_FRAMES, wanted)
+
+
+def transcribe_window(
+    model,
+    audio: np.ndarray,
+    *,
+    language: str | None,
+    prompt: str | None = None,
+    beam_size: int = 1,
+    prepend_punctuations: str = "\"'“¿([{-",
+    append_punctuations: str = "\"'.。,，!！?？:：”)]}、",
+) -> Transcript:
+    """Transcribe ``audio`` (16 kHz float32, at most 30 s) as one window of its own length,
+    with word timestamps; ``model`` is a ``faster_whisper.WhisperModel``. The segment's
+    ``compression_ratio`` and ``no_speech_prob`` tell a looping or empty decoding."""
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+
+    features = model.feature_extractor(audio)[:, :FULL_WINDOW_FRAMES]
+    frames = features.shape[1]
+    padded = np.zeros((features.shape[0], window_frames(frames)), dtype=features.dtype)
+    padded[:, :frames] = features
+    encoder_output = model.encode(padded)
+    detected = None
+    if language is None and model.model.is_multilingual:
+        detected = model.model.detect_language(encoder_output)[0][0][0][2:-2]
+    tokenizer = Tokenizer(
+        model.hf_tokenizer,
+        model.model.is_multilingual,
+        task="transcribe",
+        language=language or detected or "en",
+    )
+    previous = tokenizer.encode(" " + prompt.strip()) if prompt and prompt.strip() else []
+    start = model.get_prompt(tokenizer, previous, without_timestamps=True)
+    result = model.model.generate(
+        encoder_output,
+        [start],
+        beam_size=beam_size,
+        max_length=model.max_length,
+        return_scores=True,
+        return_no_speech_prob=True,
+        suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+    )[0]
+    tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+    text = tokenizer.decode(tokens)
+    duration = len(audio) / 16000
+    segment = {"seek": 0, "start": 0.0, "end": duration, "tokens": tokens}
+    if tokens:
+        model.add_word_timestamps(
+            [[segment]],
+            tokenizer,
+            encoder_output,
+            frames,
+            prepend_punctuations,
+            append_punctuations,
+            last_speech_timestamp=0.0,
+        )
+    words = [
+        Word(float(w["start"]), float(w["end"]), w["word"], float(w["probability"]))
+        for w in segment.get("words", [])
+    ]
+    return Transcript(
+        segments=[
+            Segment(
+                id=0,
+                start=0.0,
+                end=duration,
+                text=text,
+                words=words,
+                tokens=tokens,
+                avg_logprob=float(result.scores[0]) if result.scores else None,  # (per token)
+                no_speech_prob=float(result.no_speech_prob),
+                compression_ratio=get_compression_ratio(text) if text else 0.0,
+                temperature=0.0,
+            )
+        ],
+        language=language or detected,
+        duration=duration,
+    )
