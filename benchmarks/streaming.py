@@ -43,17 +43,23 @@ from onsei.text.normalizers import normalize_whisper
 WORK = common.WORK_DIR / "streaming"
 FIGURES = common.FIGURES_DIR / "streaming"
 GAP_SECONDS = 1.5
+CLIPS = common.DATA_DIR / "clips" / "manifest.jsonl"
+AN4_TEST = common.REPO_DIR / "data" / "an4" / "test.jsonl"
+AN4_UTTERANCES = 40
+"""AN4 test utterances streamed through a trained model (about 3 minutes with the pauses)."""
 
 
-def session(limit: int | None = None) -> tuple[Path, str]:
-    """The clips (the first ``limit``) joined with silence, as one 16 kHz WAV, and the joined
-    references."""
-    clips = common.read_manifest(common.DATA_DIR / "clips" / "manifest.jsonl")[:limit]
+def session(
+    limit: int | None = None, manifest: Path = CLIPS, name: str = "session"
+) -> tuple[Path, str]:
+    """The utterances of ``manifest`` (the first ``limit``) joined with silence, as one
+    16 kHz WAV, and the joined references."""
+    clips = common.read_manifest(manifest)[:limit]
     gap = np.zeros(round(GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
     pieces = []
     for clip in clips:
         pieces += [load_audio(clip.audio), gap]
-    path = common.write_wav(WORK / "session.wav", np.concatenate(pieces))
+    path = common.write_wav(WORK / f"{name}.wav", np.concatenate(pieces))
     return path, " ".join(c.text for c in clips)
 
 
@@ -73,8 +79,8 @@ def latencies_summary(latencies: list[float]) -> dict:
     }
 
 
-def run_onsei(model, path: Path, reference: str) -> dict:
-    streamer = model.streamer(language="en")
+def run_onsei(model, path: Path, reference: str, **options) -> dict:
+    streamer = model.streamer(**options)
     latencies, committed_words = [], []
     started = time.monotonic()
     for chunk in latest(file_chunks(path, realtime=True)):
@@ -170,7 +176,10 @@ def measure(name: str, runs: int, limit: int | None) -> dict:
         result[method] = []
         for i in range(runs):
             print(f"== {name}: {method} run {i + 1} of {runs}", flush=True)
-            result[method].append(run(model, path, reference))
+            if method == "onsei":
+                result[method].append(run(model, path, reference, language="en"))
+            else:
+                result[method].append(run(model, path, reference))
             figures = result[method][-1]
             print(
                 f"   WER {100 * figures['wer']:.1f}%, latency mean "
@@ -178,6 +187,24 @@ def measure(name: str, runs: int, limit: int | None) -> dict:
                 f"revisions {figures['revisions']}",
                 flush=True,
             )
+    return result
+
+
+def measure_trained(exp: str, runs: int) -> dict:
+    """A model trained with ``onsei train`` with a chunked encoder, on AN4 test utterances
+    joined with pauses: its streaming latency and WER, and its offline WER on the same audio."""
+    import onsei
+
+    path, reference = session(AN4_UTTERANCES, AN4_TEST, "an4_session")
+    model = onsei.load_model(exp, device="cpu")
+    offline = wer(reference, model.transcribe(path).text)
+    result: dict = {"model": Path(exp).name, "date": common.today(), "commit": common.git_commit()}
+    result["offline"] = {"wer_default": offline, "wer_greedy": offline}
+    result["onsei"] = []
+    for i in range(runs):
+        print(f"== {exp}: run {i + 1} of {runs}", flush=True)
+        result["onsei"].append(run_onsei(model, path, reference))
+    result["trained"] = True
     return result
 
 
@@ -214,7 +241,7 @@ def section() -> str:
     rows = []
     for name, r in results.items():
         offline = r["offline"]["wer_default"]
-        for method in ("onsei", "naive"):
+        for method in ("onsei", "naive") if not r.get("trained") else ("onsei",):
             runs = r[method]
             stream_wer = median_of(runs, "wer")
             rows.append(
@@ -247,8 +274,10 @@ def section() -> str:
     ]
     lines.append(common.markdown_table(headers, rows))
     lines.append(
-        "\nA model trained with `onsei train` (CTC or transducer with a chunked encoder) does "
-        "not stream yet: no figures."
+        f"\nRows of a model trained with `onsei train` (a chunked Conformer-CTC: its words come "
+        f"chunk by chunk, no re-decoding) stream the first {AN4_UTTERANCES} AN4 test "
+        f"utterances joined with {GAP_SECONDS} s pauses instead of the clips; its offline WER "
+        "is greedy decoding of the same file (`transcribe`, cut at pauses)."
     )
     return "\n".join(lines)
 
@@ -258,8 +287,16 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--clips", type=int, default=None, help="only the first N (a quick check)")
+    parser.add_argument(
+        "--trained", default=None, help="an `onsei train` experiment with a chunked encoder"
+    )
     args = parser.parse_args()
     FIGURES.mkdir(parents=True, exist_ok=True)
+    if args.trained:
+        result = measure_trained(args.trained, args.runs)
+        (FIGURES / f"{result['model']}.json").write_text(json.dumps(result, indent=1) + "\n")
+        common.write_section("streaming", section())
+        return
     for name in args.models:
         result = measure(name, args.runs, args.clips)
         if args.clips:  # a quick check is not a measurement

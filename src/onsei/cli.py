@@ -323,6 +323,35 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--vad_filter", type=str2bool, default=True, help="Whisper: skip non-speech")
     _add_trained_search_arguments(ev)
 
+    sv = commands.add_parser(
+        "serve",
+        help="the web UI, the OpenAI-compatible HTTP API and the streaming WebSocket",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument(
+        "--api-key",
+        default=None,
+        help="require 'Authorization: Bearer KEY' on the API (default: $ONSEI_API_KEY, if set)",
+    )
+    sv.add_argument("--model", default="base", help="the default model ('whisper-1' is it too)")
+    sv.add_argument(
+        "--models-dir", default="exp", help="fine-tuned and trained experiments to offer"
+    )
+    sv.add_argument("--workers", type=int, default=1, help="decodings at once")
+    sv.add_argument("--queue", type=int, default=4, help="requests that may wait (more: 503)")
+    sv.add_argument("--timeout", type=float, default=600.0, help="seconds per request (504)")
+    sv.add_argument("--max-upload-mb", type=float, default=100.0, help="larger uploads: 413")
+    sv.add_argument("--max-audio-minutes", type=float, default=240.0, help="longer audio: 413")
+    sv.add_argument(
+        "--memory-limit-mb", type=float, default=2048.0, help="weights of the models kept loaded"
+    )
+    sv.add_argument("--no-ui", action="store_true", help="serve the API and WebSocket only")
+    sv.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    sv.add_argument("--compute_type", default="default")
+    sv.add_argument("--threads", type=int, default=0)
+
     di = commands.add_parser(
         "diarize",
         help="who spoke when: write an RTTM file of speaker turns per input",
@@ -627,6 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "eval": _run_eval,
         "finetune": _run_finetune,
         "diarize": _run_diarize,
+        "serve": _run_serve,
         "score-diarization": _run_score_diarization,
         "stream": _run_stream,
         "lm": _run_lm,
@@ -845,6 +875,40 @@ def _run_eval(args: argparse.Namespace) -> int:
     write_report(report, output)
     print(report.table())
     print(f"{report.summary()}; alignments in {output}/alignments.txt")
+    return 0
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from onsei.server.api import ServerConfig
+    from onsei.server.app import create_app
+
+    config = ServerConfig(
+        default_model=args.model,
+        models_dir=args.models_dir,
+        api_key=args.api_key or os.environ.get("ONSEI_API_KEY") or None,
+        workers=args.workers,
+        queue=args.queue,
+        request_timeout_seconds=args.timeout,
+        max_upload_bytes=int(args.max_upload_mb * (1 << 20)),
+        max_audio_seconds=args.max_audio_minutes * 60,
+        memory_limit_bytes=int(args.memory_limit_mb * (1 << 20)),
+        device=args.device,
+        compute_type=args.compute_type,
+        threads=args.threads,
+    )
+    if args.workers < 1 or args.queue < 0:
+        raise OptionError("--workers must be at least 1 and --queue not negative")
+    app = create_app(config, ui=not args.no_ui)
+    app.state.pool.get(None)  # the default model loads before the first request waits for it
+    where = f"http://{args.host}:{args.port}"
+    print(
+        f"onsei serve: {where}/ (web UI), {where}/v1/audio/transcriptions (API), "
+        f"ws://{args.host}:{args.port}/v1/stream",
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 

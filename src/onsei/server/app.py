@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from importlib import resources
 
 from fastapi import FastAPI, WebSocket
@@ -25,7 +26,15 @@ def create_app(config: ServerConfig, ui: bool = True) -> FastAPI:
         threads=config.threads,
     )
     workers = DecodePool(config.workers, config.queue, config.request_timeout_seconds)
-    app = FastAPI(title="onsei", description="Offline speech recognition", version="0.1.0")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        workers.shutdown()
+
+    app = FastAPI(
+        title="onsei", description="Offline speech recognition", version="0.1.0", lifespan=lifespan
+    )
     app.state.pool, app.state.workers = pool, workers
     app.include_router(create_api(config, pool, workers))
     page = resources.files("onsei.streaming").joinpath("static/stream.html").read_text("utf-8")
@@ -37,10 +46,6 @@ def create_app(config: ServerConfig, ui: bool = True) -> FastAPI:
     @app.websocket(ROUTE)
     async def stream(websocket: WebSocket) -> None:
         await handle_stream(websocket, pool)
-
-    @app.on_event("shutdown")
-    async def stop_workers() -> None:
-        workers.shutdown()
 
     if ui:
         import gradio
