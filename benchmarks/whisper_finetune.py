@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -106,7 +107,8 @@ def transformers_peer(hf_dir: Path, manifest: Path, beams: int = 5) -> dict:
     return {"an4_test": wers(manifest, hypotheses, ("plain", "spelled")), "decode_s": seconds}
 
 
-def finetune(model: str) -> dict:
+def finetune(model: str, reuse: bool) -> dict:
+    """Fine-tune ``model`` on AN4 train (or, with ``reuse``, take a finished run's results)."""
     exp = WORK / f"exp_{model}"
     settings = SETTINGS[model]
     command = [common.ONSEI_CLI, "finetune", "--model", model, "--exp", str(exp)]
@@ -115,23 +117,21 @@ def finetune(model: str) -> dict:
     command += ["--language", "en"] if model == "base" else []
     for key, value in settings.items():
         command += [f"--{key}", str(value)]
-    if exp.exists():
-        import shutil
-
-        shutil.rmtree(exp)
     log = WORK / f"finetune_{model}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    print(f"== {model}: fine-tuning (log: {log})", flush=True)
-    started = time.perf_counter()
-    with open(log, "w", encoding="utf-8") as output:
-        result = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        sys.exit(f"whisper_finetune: {' '.join(command)} failed; see {log}")
-    wall = time.perf_counter() - started
+    if reuse and (exp / "results.json").is_file():
+        print(f"== {model}: reusing the fine-tuning in {exp}", flush=True)
+    else:
+        if exp.exists():
+            shutil.rmtree(exp)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"== {model}: fine-tuning (log: {log})", flush=True)
+        with open(log, "w", encoding="utf-8") as output:
+            result = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT)
+        if result.returncode != 0:
+            sys.exit(f"whisper_finetune: {' '.join(command)} failed; see {log}")
     results = json.loads((exp / "results.json").read_text(encoding="utf-8"))
     return {
         "command": " ".join(["onsei", *command[1:]]).replace(str(common.REPO_DIR) + "/", ""),
-        "wall_minutes": round(wall / 60, 1),
         "train_minutes": results["train_minutes"],
         "epochs": results["epochs"],
         "dev_wer_zero_shot_hf": results["zero_shot_wer"],
@@ -140,10 +140,10 @@ def finetune(model: str) -> dict:
     }
 
 
-def measure(model: str) -> dict:
+def measure(model: str, reuse: bool) -> dict:
     print(f"== {model}: zero-shot", flush=True)
     zero_shot = evaluate(model, f"{model}_zero_shot")
-    tuning = finetune(model)
+    tuning = finetune(model, reuse)
     print(f"== {model}: fine-tuned", flush=True)
     tuned = evaluate(tuning["exp"], f"{model}_finetuned")
     print(f"== {model}: transformers generate() on the fine-tuned weights", flush=True)
@@ -238,6 +238,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", choices=tuple(SETTINGS), default=list(SETTINGS))
     parser.add_argument("--again", action="store_true", help="re-measure models already done")
+    parser.add_argument(
+        "--reuse_training",
+        action="store_true",
+        help="evaluate a fine-tuning that finished before instead of training again",
+    )
     args = parser.parse_args()
     an4_training.prepare_data()
     FIGURES.mkdir(parents=True, exist_ok=True)
@@ -246,7 +251,9 @@ def main() -> None:
         if path.is_file() and not args.again:
             print(f"== {model}: measured already (--again to redo)")
             continue
-        path.write_text(json.dumps(measure(model), indent=1) + "\n", encoding="utf-8")
+        path.write_text(
+            json.dumps(measure(model, args.reuse_training), indent=1) + "\n", encoding="utf-8"
+        )
         common.write_section("whisper_finetune", section())
     common.write_section("whisper_finetune", section())
 

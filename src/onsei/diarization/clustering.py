@@ -1,6 +1,7 @@
 """Clustering speaker embeddings into speakers, with the number of speakers given, bounded, or
 found: agglomerative clustering (average linkage on cosine distance, cut at a threshold) or
-spectral clustering (the number of speakers from the largest eigengap)."""
+spectral clustering (the number of speakers from the largest eigengap); a count found
+outside the bounds given is moved to the nearest bound."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def _spectral(embeddings: np.ndarray, low: int, high: int, pruning: float) -> np
     normalized = scale[:, None] * laplacian * scale[None, :]
     values, vectors = np.linalg.eigh(normalized)
     gaps = np.diff(values[: high + 1])
-    speakers = low + int(np.argmax(gaps[low - 1 : high])) if high > low else low
+    speakers = int(np.clip(np.argmax(gaps) + 1, low, high))
     points = vectors[:, :speakers]
     points = points / (np.linalg.norm(points, axis=1, keepdims=True) + 1e-12)
     labels = KMeans(speakers, n_init=10, random_state=0).fit_predict(points)
