@@ -118,3 +118,46 @@ def test_noise_and_silence_produce_no_words_by_default(base):
 def test_python_one_liner(jfk_flac: Path):
     transcript = onsei.transcribe(str(jfk_flac), model="tiny.en", device="cpu")
     assert "fellow Americans" in transcript.text
+
+
+@pytest.fixture(scope="module")
+def clips_joined() -> tuple[np.ndarray, str]:
+    """The 25 clips of ../shared/data/clips one after another (102 s), and their transcripts."""
+    from onsei.audio import load_audio
+
+    folder = shared("clips")
+    rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    gap = np.zeros(8000, dtype=np.float32)
+    audio = np.concatenate([x for r in rows for x in (load_audio(folder / r["audio"]), gap)])
+    return audio, " ".join(r["text"] for r in rows)
+
+
+@pytest.mark.slow
+def test_long_audio_is_decoded_in_batches_by_default(tiny_en, clips_joined):
+    from faster_whisper import BatchedInferencePipeline
+
+    from onsei.text.normalizers import normalize_whisper
+
+    audio, reference = clips_joined
+    batched = tiny_en.transcribe(audio, word_timestamps=True)
+    segments, _ = BatchedInferencePipeline(tiny_en.model).transcribe(
+        audio,
+        batch_size=8,
+        beam_size=5,
+        word_timestamps=True,
+        without_timestamps=False,
+        vad_parameters={},  # faster-whisper's VadOptions defaults, which are onsei's
+    )
+    assert [s.text for s in batched.segments] == [s.text for s in segments]
+    sequential = tiny_en.transcribe(audio, batch_size=1)
+    for transcript in (batched, sequential):
+        error = jiwer.wer(normalize_whisper(reference), normalize_whisper(transcript.text))
+        assert error < 0.15, error
+        starts = [s.start for s in transcript.segments]
+        end = len(audio) / 16000 + 0.5
+        assert starts == sorted(starts) and 0 <= starts[0] and transcript.segments[-1].end <= end
+    assert all(s.words for s in batched.segments)
+    with pytest.raises(OptionError, match="batch_size must be at least 1"):
+        tiny_en.transcribe(audio, batch_size=0)
+    with pytest.raises(OptionError, match="needs vad_filter on"):
+        tiny_en.transcribe(audio, batch_size=4, vad_filter=False)

@@ -240,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_speaker_arguments(t)
     t.add_argument("--vad_filter", type=str2bool, default=True, help="skip non-speech (Silero VAD)")
+    t.add_argument(
+        "--batch_size",
+        type=optional_int,
+        default=None,
+        help="speech chunks decoded together, each without the previous text (1: sequential; "
+        "default: 8 for audio over 60 s, else 1)",
+    )
     t.add_argument("--vad_threshold", type=float, default=0.5, help="VAD speech probability")
     t.add_argument(
         "--vad_min_speech_duration_ms", type=int, default=0, help="VAD: drop shorter speech"
@@ -542,6 +549,7 @@ def decoding_options(args: argparse.Namespace) -> dict[str, Any]:
         "hallucination_silence_threshold": args.hallucination_silence_threshold,
         "multilingual": args.multilingual,
         "vad_filter": args.vad_filter,
+        "batch_size": args.batch_size,
         "vad_parameters": {
             "threshold": args.vad_threshold,
             "min_speech_duration_ms": args.vad_min_speech_duration_ms,

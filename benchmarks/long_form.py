@@ -1,0 +1,275 @@
+"""Long-form transcription speed: one 10-minute recording of real speech, the same Whisper
+weights (converted losslessly from the bundled CTranslate2 model), beam 5, 2 threads, side by
+side in one run:
+
+- onsei (`onsei.load_model(M).transcribe(path)` with its defaults: batched decoding of the
+  VAD's speech chunks for audio over 60 s), and onsei with `batch_size=1` (Whisper's sequential
+  algorithm, conditioned on the previous text, temperature fallback);
+- faster-whisper's `WhisperModel.transcribe` (its defaults: sequential, no VAD) and its
+  `BatchedInferencePipeline` (batch 8, VAD), int8;
+- openai-whisper (PyTorch, float32, its defaults);
+- transformers (`WhisperForConditionalGeneration.generate`, float32, sequential long-form
+  with timestamps).
+
+The recording: the 25 clips of ../shared/data/clips, then AN4 test, then AN4 train utterances
+up to 10 minutes, 0.5 s of silence between them; the reference is their transcripts in order,
+scored with onsei's `spelled` normaliser (so "J P E G FOUR" = "JPEG 4"). Each system runs in a
+process of its own (model load not timed); time is the median of ``--runs``; memory is the
+process's peak RSS. openai-whisper and transformers, ten times slower than the others here,
+run ``--peer_runs`` times (1 by default).
+
+Usage: .venv/bin/python benchmarks/long_form.py [--model tiny.en] [--runs 3]
+Peers, in the benchmark's venv only: .venv/bin/pip install --no-deps openai-whisper tiktoken
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import common
+import numpy as np
+
+WORK = common.WORK_DIR / "long_form"
+RECORDING = WORK / "recording.wav"
+REFERENCE = WORK / "reference.txt"
+FIGURES = common.FIGURES_DIR / "long_form"
+MINUTES = 10.0
+GAP_SECONDS = 0.5
+THREADS = 2
+BEAM = 5
+SYSTEMS = (
+    "onsei",
+    "onsei batch_size=1",
+    "faster-whisper",
+    "faster-whisper batched",
+    "openai-whisper",
+    "transformers",
+)
+PYTORCH_PEERS = ("openai-whisper", "transformers")
+"""Ten times slower than the others here: run ``--peer_runs`` times only."""
+
+
+def build_recording() -> None:
+    """Write the 10-minute recording and its reference transcript (once)."""
+    if RECORDING.is_file() and REFERENCE.is_file():
+        return
+    utterances = common.read_manifest(common.DATA_DIR / "clips" / "manifest.jsonl")
+    for split in ("test", "train"):
+        utterances += common.read_manifest(common.DATA_DIR / "an4" / f"{split}.jsonl")
+    gap = np.zeros(int(GAP_SECONDS * common.SAMPLE_RATE), dtype=np.float32)
+    pieces, texts, seconds = [], [], 0.0
+    for utterance in utterances:
+        if seconds >= MINUTES * 60:
+            break
+        audio = common.load_16k(utterance.audio)
+        pieces += [audio, gap]
+        texts.append(utterance.text)
+        seconds += len(audio) / common.SAMPLE_RATE + GAP_SECONDS
+    common.write_wav(RECORDING, np.concatenate(pieces))
+    REFERENCE.write_text("\n".join(texts) + "\n", encoding="utf-8")
+
+
+def converted(model: str, to: str) -> Path:
+    """The bundled model converted with `onsei convert --to hf|openai` (once)."""
+    out = WORK / f"{model}_{to}"
+    if not out.exists():
+        subprocess.run([common.ONSEI_CLI, "convert", model, "--to", to, str(out)], check=True)
+    return out
+
+
+def transcribe(system: str, model: str) -> tuple[float, str]:
+    """Load ``system`` with ``model``, then (timed) transcribe the recording: (seconds, text)."""
+    path = str(RECORDING)
+    if system.startswith("onsei"):
+        import onsei
+
+        recognizer = onsei.load_model(model, device="cpu", threads=THREADS)
+        options = {"batch_size": 1} if system == "onsei batch_size=1" else {}
+        started = time.perf_counter()
+        text = recognizer.transcribe(path, beam_size=BEAM, **options).text
+        return time.perf_counter() - started, text
+    if system.startswith("faster-whisper"):
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+        from onsei.whisper.registry import resolve_whisper_model
+
+        engine = WhisperModel(
+            str(resolve_whisper_model(model)), compute_type="int8", cpu_threads=THREADS
+        )
+        started = time.perf_counter()
+        if system == "faster-whisper batched":
+            segments, _ = BatchedInferencePipeline(engine).transcribe(
+                path, beam_size=BEAM, batch_size=8
+            )
+        else:
+            segments, _ = engine.transcribe(path, beam_size=BEAM)
+        text = "".join(s.text for s in segments)
+        return time.perf_counter() - started, text
+    import torch
+
+    torch.set_num_threads(THREADS)
+    if system == "openai-whisper":
+        import whisper
+
+        checkpoint = next(converted(model, "openai").glob("*.pt"))
+        network = whisper.load_model(str(checkpoint), device="cpu")
+        started = time.perf_counter()
+        result = network.transcribe(path, beam_size=BEAM, best_of=5, fp16=False, language="en")
+        return time.perf_counter() - started, result["text"]
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    directory = converted(model, "hf")
+    processor = WhisperProcessor.from_pretrained(directory)
+    network = WhisperForConditionalGeneration.from_pretrained(directory).eval()
+    audio = common.load_16k(RECORDING)
+    started = time.perf_counter()
+    inputs = processor(
+        audio,
+        sampling_rate=common.SAMPLE_RATE,
+        return_tensors="pt",
+        truncation=False,
+        padding="longest",
+        return_attention_mask=True,
+    )
+    with torch.inference_mode():
+        tokens = network.generate(
+            inputs.input_features,
+            attention_mask=inputs.attention_mask,
+            num_beams=BEAM,
+            return_timestamps=True,
+            condition_on_prev_tokens=False,
+        )
+    text = processor.batch_decode(tokens, skip_special_tokens=True)[0]
+    return time.perf_counter() - started, text
+
+
+def run_worker(system: str, model: str) -> None:
+    seconds, text = transcribe(system, model)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "text": text, "peak_rss_mb": round(peak_mb)}))
+
+
+def run_system(system: str, model: str) -> dict:
+    """One timed run of ``system`` in a fresh process."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="2")
+    command = [common.PYTHON, __file__, "--worker", system, "--model", model]
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        sys.exit(f"long_form: {system} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def wer(text: str) -> float:
+    from onsei.text.normalizers import normalize_spelled
+
+    reference = " ".join(REFERENCE.read_text(encoding="utf-8").split("\n"))
+    return common.corpus_wer([normalize_spelled(reference)], [normalize_spelled(text)])
+
+
+def measure(model: str, runs: int, peer_runs: int) -> dict:
+    build_recording()
+    duration = len(common.load_16k(RECORDING)) / common.SAMPLE_RATE
+    results: dict[str, list[dict]] = {s: [] for s in SYSTEMS}
+    for run in range(runs):  # systems interleaved, so that load on the machine hits them alike
+        for system in SYSTEMS:
+            if system in PYTORCH_PEERS and run >= peer_runs:
+                continue
+            outcome = run_system(system, model)
+            print(f"run {run + 1}: {system}: {outcome['seconds']:.1f} s", flush=True)
+            results[system].append(outcome)
+    figures = {}
+    for system, outcomes in results.items():
+        seconds = common.median(o["seconds"] for o in outcomes)
+        figures[system] = {
+            "seconds": seconds,
+            "runs": [round(o["seconds"], 2) for o in outcomes],
+            "rtf": seconds / duration,
+            "wer": wer(outcomes[0]["text"]),
+            "peak_rss_mb": max(o["peak_rss_mb"] for o in outcomes),
+        }
+    return {
+        "model": model,
+        "date": common.today(),
+        "commit": common.git_commit(),
+        "audio_seconds": duration,
+        "systems": figures,
+    }
+
+
+def section() -> str:
+    lines = [
+        "## Long-form transcription speed: onsei vs faster-whisper vs openai-whisper vs "
+        "transformers (issue 5)\n",
+        common.header(common.this_command()),
+        "- Input: one recording of real speech (the 25 clips of `../shared/data/clips`, then AN4 "
+        "test and train utterances, 0.5 s apart, up to 10 minutes); WER against their "
+        "transcripts with onsei's `spelled` normaliser.",
+        f"- Same weights for all (the bundled CTranslate2 model; `onsei convert` for the PyTorch "
+        f"peers), beam {BEAM}, {THREADS} threads, one process per run, model load not timed; "
+        "median of the runs (the runs column lists them all). Targets: onsei's default at least 5x openai-whisper at WER within "
+        "0.5 points and 1.1x faster-whisper's batched pipeline; sequential onsei at least 2x "
+        "openai-whisper.\n",
+    ]
+    for path in sorted(FIGURES.glob("*.json")):
+        r = json.loads(path.read_text(encoding="utf-8"))
+        reference = r["systems"]["openai-whisper"]["seconds"]
+        batched = r["systems"]["faster-whisper batched"]["seconds"]
+        rows = []
+        for system, f in r["systems"].items():
+            rows.append(
+                [
+                    system,
+                    f"**{f['seconds']:.1f}**",
+                    " / ".join(f"{s:.1f}" for s in f["runs"]),
+                    f"{f['rtf']:.3f}",
+                    f"{reference / f['seconds']:.2f}x",
+                    f"{batched / f['seconds']:.2f}x",
+                    common.fmt_pct(f["wer"]),
+                    f"{f['peak_rss_mb']}",
+                ]
+            )
+        lines.append(
+            f"{r['model']}, {r['audio_seconds'] / 60:.1f} minutes of audio ({r['date']}, "
+            f"{r['commit']}):\n"
+        )
+        headers = [
+            "System",
+            "Seconds",
+            "Runs",
+            "RTF",
+            "vs openai-whisper",
+            "vs faster-whisper batched",
+            "WER",
+            "Peak RSS MB",
+        ]
+        lines.append(common.markdown_table(headers, rows))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="tiny.en")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--peer_runs", type=int, default=1, help="runs of openai-whisper and transformers"
+    )
+    parser.add_argument("--worker", default=None, choices=SYSTEMS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        run_worker(args.worker, args.model)
+        return
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    result = measure(args.model, args.runs, args.peer_runs)
+    (FIGURES / f"{args.model}.json").write_text(json.dumps(result, indent=1) + "\n")
+    common.write_section("long_form", section())
+
+
+if __name__ == "__main__":
+    main()
