@@ -213,9 +213,9 @@ def section() -> str:
         "transcripts with onsei's `spelled` normaliser.",
         f"- Same weights for all (the bundled CTranslate2 model; `onsei convert` for the PyTorch "
         f"peers), beam {BEAM}, {THREADS} threads, one process per run, model load not timed; "
-        "median of the runs (the runs column lists them all). Targets: onsei's default at least 5x openai-whisper at WER within "
-        "0.5 points and 1.1x faster-whisper's batched pipeline; sequential onsei at least 2x "
-        "openai-whisper.\n",
+        "median of the runs (the runs column lists them all). Targets: onsei's default at "
+        "least 5x openai-whisper at WER within 0.5 points and 1.1x faster-whisper's batched "
+        "pipeline; sequential onsei at least 2x openai-whisper.\n",
     ]
     for path in sorted(FIGURES.glob("*.json")):
         r = json.loads(path.read_text(encoding="utf-8"))
