@@ -133,13 +133,13 @@ def clips_joined() -> tuple[np.ndarray, str]:
 
 
 @pytest.mark.slow
-def test_long_audio_is_decoded_in_batches_by_default(tiny_en, clips_joined):
+def test_batched_decoding_is_faster_whispers_pipeline(tiny_en, clips_joined):
     from faster_whisper import BatchedInferencePipeline
 
     from onsei.text.normalizers import normalize_whisper
 
     audio, reference = clips_joined
-    batched = tiny_en.transcribe(audio, word_timestamps=True)
+    batched = tiny_en.transcribe(audio, batch_size=8, word_timestamps=True)
     segments, _ = BatchedInferencePipeline(tiny_en.model).transcribe(
         audio,
         batch_size=8,
@@ -149,7 +149,7 @@ def test_long_audio_is_decoded_in_batches_by_default(tiny_en, clips_joined):
         vad_parameters={},  # faster-whisper's VadOptions defaults, which are onsei's
     )
     assert [s.text for s in batched.segments] == [s.text for s in segments]
-    sequential = tiny_en.transcribe(audio, batch_size=1)
+    sequential = tiny_en.transcribe(audio)  # batch_size 1, the default
     for transcript in (batched, sequential):
         error = jiwer.wer(normalize_whisper(reference), normalize_whisper(transcript.text))
         assert error < 0.15, error

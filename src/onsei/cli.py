@@ -242,10 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--vad_filter", type=str2bool, default=True, help="skip non-speech (Silero VAD)")
     t.add_argument(
         "--batch_size",
-        type=optional_int,
-        default=None,
-        help="speech chunks decoded together, each without the previous text (1: sequential; "
-        "default: 8 for audio over 60 s, else 1)",
+        type=int,
+        default=1,
+        help="speech chunks decoded together, each without the previous text: faster, less "
+        "accurate (1: Whisper's sequential decoding)",
     )
     t.add_argument("--vad_threshold", type=float, default=0.5, help="VAD speech probability")
     t.add_argument(

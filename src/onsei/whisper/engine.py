@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from onsei.audio import SAMPLE_RATE, AudioSource, load_audio
+from onsei.audio import AudioSource, load_audio
 from onsei.errors import AudioError, ModelError, OptionError
 from onsei.transcript import Segment, Transcript, Word
 from onsei.whisper.options import DecodingOptions
@@ -96,13 +96,12 @@ class WhisperRecognizer:
         self._check_language(decoding)
         waveform = load_audio(audio)
         kwargs = decoding.engine_kwargs()
-        batch_size = decoding.batch_size_for(len(waveform) / SAMPLE_RATE)
-        if batch_size > 1:
+        if decoding.batch_size > 1:
             from faster_whisper import BatchedInferencePipeline
 
             del kwargs["clip_timestamps"]  # the VAD's chunks are the clips
             pipeline = BatchedInferencePipeline(self.model)
-            segments, info = pipeline.transcribe(waveform, batch_size=batch_size, **kwargs)
+            segments, info = pipeline.transcribe(waveform, batch_size=decoding.batch_size, **kwargs)
         else:
             segments, info = self.model.transcribe(waveform, **kwargs)
         if on_language is not None:

@@ -10,9 +10,6 @@ from onsei.errors import OptionError
 from onsei.languages import language_code
 
 TASKS = ("transcribe", "translate")
-AUTO_BATCH_SIZE = 8
-AUTO_BATCH_SECONDS = 60.0
-"""Audio longer than this (two Whisper windows) is decoded in batches by default."""
 
 
 def temperature_schedule(temperature: float, increment: float | None) -> tuple[float, ...]:
@@ -80,13 +77,11 @@ class DecodingOptions:
     """Drop non-speech with Silero VAD before decoding (timestamps stay in the original time).
     On by default, unlike faster-whisper: without it Whisper invents words in silence and noise."""
     vad_parameters: VadOptions = field(default_factory=VadOptions)
-    batch_size: int | None = None
+    batch_size: int = 1
     """Speech chunks (from the VAD, up to 30 s each) decoded together, as faster-whisper's
     ``BatchedInferencePipeline`` does: each chunk on its own, without the previous text as
-    prompt and at the first temperature only. 1: Whisper's sequential decoding. None (the
-    default): ``AUTO_BATCH_SIZE`` for audio longer than ``AUTO_BATCH_SECONDS`` when the VAD is
-    on and no option needs sequential decoding (clip_timestamps, a hallucination silence
-    threshold), else 1."""
+    prompt and at the first temperature only; several times faster, and less accurate
+    (benchmarks/RESULTS.md, long_form). 1: Whisper's sequential decoding."""
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> DecodingOptions:
@@ -119,28 +114,16 @@ class DecodingOptions:
             raise OptionError(f"patience must be positive, got {self.patience}")
         if any(t < 0 for t in self.temperatures):
             raise OptionError(f"temperatures must be >= 0, got {self.temperatures}")
-        if self.batch_size is not None and self.batch_size < 1:
+        if self.batch_size < 1:
             raise OptionError(f"batch_size must be at least 1, got {self.batch_size}")
-        if (self.batch_size or 1) > 1 and not self._batchable:
+        whole = self.clip_timestamps in ("0", "", (), [], [0], [0.0])
+        if self.batch_size > 1 and not (
+            self.vad_filter and whole and self.hallucination_silence_threshold is None
+        ):
             raise OptionError(
                 "batch_size > 1 decodes the VAD's speech chunks: it needs vad_filter on and "
                 "neither clip_timestamps nor hallucination_silence_threshold"
             )
-
-    @property
-    def _batchable(self) -> bool:
-        """Whether batched decoding honours every option set."""
-        return (
-            self.vad_filter
-            and self.clip_timestamps in ("0", "", (), [], [0], [0.0])
-            and self.hallucination_silence_threshold is None
-        )
-
-    def batch_size_for(self, seconds: float) -> int:
-        """The batch size to decode ``seconds`` of audio with (1: sequential)."""
-        if self.batch_size is not None:
-            return self.batch_size
-        return AUTO_BATCH_SIZE if self._batchable and seconds > AUTO_BATCH_SECONDS else 1
 
     @property
     def temperatures(self) -> list[float]:
