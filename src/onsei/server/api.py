@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from onsei.audio import SAMPLE_RATE, load_audio
-from onsei.errors import AudioError, ModelError, OnseiError, OptionError
+from onsei.errors import AudioError, ModelError, OnseiError
 from onsei.languages import language_name
 from onsei.server.models import ModelPool
 from onsei.server.workers import Busy, DecodePool
@@ -168,6 +168,14 @@ def _granularities(fields: dict) -> list[str]:
     return fields.get("timestamp_granularities[]", []) + fields.get("timestamp_granularities", [])
 
 
+def temperatures(temperature: float) -> tuple[float, ...]:
+    """A request's temperature as Whisper decodes it: 0 with the usual fallback schedule
+    (0.2, 0.4, ...), any other value alone (OpenAI's API has one temperature)."""
+    from onsei.whisper.options import temperature_schedule
+
+    return temperature_schedule(temperature, 0.2 if temperature == 0 else None)
+
+
 def whisper_options(fields: dict, model_kind: str, task: str) -> dict[str, Any]:
     """Decoding options from the OpenAI fields (and onsei's own: beam_size, vad_filter)."""
     options: dict[str, Any] = {}
@@ -179,10 +187,10 @@ def whisper_options(fields: dict, model_kind: str, task: str) -> dict[str, Any]:
         )
     if "word" in granularities:
         options["word_timestamps"] = True
+    beam = _number(fields, "beam_size", None, int)
+    if beam is not None:
+        options["beam_size"] = beam
     if model_kind == "trained":
-        beam = _number(fields, "beam_size", None, int)
-        if beam is not None:
-            options["beam_size"] = beam
         return options
     language = _field(fields, "language")
     if language and task == "transcribe":
@@ -193,12 +201,7 @@ def whisper_options(fields: dict, model_kind: str, task: str) -> dict[str, Any]:
     temperature = _number(fields, "temperature", 0.0)
     if not 0.0 <= temperature <= 1.0:
         raise APIError(400, "temperature: must be between 0 and 1", "temperature")
-    from onsei.whisper.options import temperature_schedule
-
-    options["temperature"] = temperature_schedule(temperature, 0.2 if temperature == 0 else None)
-    beam = _number(fields, "beam_size", None, int)
-    if beam is not None:
-        options["beam_size"] = beam
+    options["temperature"] = temperatures(temperature)
     if _field(fields, "vad_filter") is not None:
         options["vad_filter"] = _flag(fields, "vad_filter")
     return options
@@ -306,7 +309,7 @@ def create_api(config: ServerConfig, pool: ModelPool, workers: DecodePool) -> AP
             return APIError(
                 400, f"The file is not audio that can be decoded: {error}", "file"
             ).response()
-        except (OptionError, OnseiError) as error:
+        except OnseiError as error:
             return APIError(400, str(error)).response()
 
     @router.post("/v1/audio/transcriptions")

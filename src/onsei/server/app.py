@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from importlib import resources
 
-from fastapi import FastAPI, WebSocket
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI
 
 from onsei.server.api import ServerConfig, create_api
 from onsei.server.models import ModelPool, discover_models
@@ -15,7 +13,7 @@ from onsei.server.workers import DecodePool
 
 
 def create_app(config: ServerConfig, ui: bool = True) -> FastAPI:
-    from onsei.streaming.server import ROUTE, handle_stream
+    from onsei.streaming.server import add_stream_routes
 
     pool = ModelPool(
         discover_models(config.models_dir),
@@ -37,15 +35,7 @@ def create_app(config: ServerConfig, ui: bool = True) -> FastAPI:
     )
     app.state.pool, app.state.workers = pool, workers
     app.include_router(create_api(config, pool, workers))
-    page = resources.files("onsei.streaming").joinpath("static/stream.html").read_text("utf-8")
-
-    @app.get("/stream", response_class=HTMLResponse)
-    async def stream_page() -> str:
-        return page
-
-    @app.websocket(ROUTE)
-    async def stream(websocket: WebSocket) -> None:
-        await handle_stream(websocket, pool)
+    add_stream_routes(app, pool, "/stream")
 
     if ui:
         import gradio

@@ -12,7 +12,7 @@ from typing import Any
 
 from onsei.errors import OnseiError
 from onsei.languages import LANGUAGES
-from onsei.server.api import APIError, Job, ServerConfig, decode
+from onsei.server.api import APIError, Job, ServerConfig, decode, temperatures
 from onsei.server.models import ModelPool
 from onsei.server.workers import Busy, DecodePool
 
@@ -53,7 +53,7 @@ def build_ui(pool: ModelPool, workers: DecodePool, config: ServerConfig):
         if info.kind != "trained":
             options.update(
                 vad_filter=vad,
-                temperature=_schedule(temperature),
+                temperature=temperatures(temperature),
                 language=None if language == AUTO else language,
             )
         if timestamps or diarization:
@@ -126,9 +126,3 @@ def build_ui(pool: ModelPool, workers: DecodePool, config: ServerConfig):
             outputs=[text, table, downloads, language_found],
         )
     return ui
-
-
-def _schedule(temperature: float) -> tuple[float, ...]:
-    from onsei.whisper.options import temperature_schedule
-
-    return temperature_schedule(temperature, 0.2 if temperature == 0 else None)

@@ -94,15 +94,14 @@ class StreamConfig:
         return samples.astype(np.float32)
 
 
-def create_app(models: SharedModels):
-    """The FastAPI application: ``/v1/stream`` (WebSocket) and ``/`` (the example page)."""
-    from fastapi import FastAPI
+def add_stream_routes(app, models: SharedModels, page_path: str) -> None:
+    """Add the WebSocket ``ROUTE`` and, at ``page_path``, the example page to ``app``
+    (FastAPI); ``models`` is anything with ``get(name)`` that returns a model."""
     from fastapi.responses import HTMLResponse
 
-    app = FastAPI(title="onsei streaming")
     page = resources.files("onsei.streaming").joinpath("static/stream.html").read_text("utf-8")
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.get(page_path, response_class=HTMLResponse)
     async def example_page() -> str:
         return page
 
@@ -110,6 +109,13 @@ def create_app(models: SharedModels):
     async def stream(websocket: WebSocket) -> None:
         await handle_stream(websocket, models)
 
+
+def create_app(models: SharedModels):
+    """The FastAPI application: ``/v1/stream`` (WebSocket) and ``/`` (the example page)."""
+    from fastapi import FastAPI
+
+    app = FastAPI(title="onsei streaming")
+    add_stream_routes(app, models, "/")
     return app
 
 

@@ -27,10 +27,12 @@ from onsei.streaming.agreement import LocalAgreement
 from onsei.streaming.events import Committed, Final, Partial, StreamEvent
 from onsei.streaming.vad import StreamingVad, VadOptions
 from onsei.transcript import Segment, Transcript, Word
+from onsei.whisper.options import DecodingOptions
+
+_LOOP_COMPRESSION_RATIO = DecodingOptions.compression_ratio_threshold
+"""gzip ratio of a segment's text above which it is a decoding loop (Whisper's threshold)."""
 
 _SENTENCE_END = re.compile(r"[.?!。？！]$")
-_MAX_COMPRESSION_RATIO = 2.4
-"""gzip ratio of a segment's text above which it is a decoding loop (Whisper's threshold)."""
 _CONTEXT_PAUSE = 2.0
 """Seconds of silence after which the speech before it is no longer context for the next."""
 
@@ -200,7 +202,7 @@ class WhisperStreamer:
             )
             for segment in transcript.segments
             # a repetitive segment is Whisper looping ("the the the", ". . ."): not speech
-            if (segment.compression_ratio or 0.0) <= _MAX_COMPRESSION_RATIO
+            if (segment.compression_ratio or 0.0) <= _LOOP_COMPRESSION_RATIO
             for w in segment.words or []
             if any(c.isalnum() for c in w.word)  # punctuation alone is not a word
         ]

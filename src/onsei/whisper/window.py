@@ -17,9 +17,10 @@ import math
 
 import numpy as np
 
+from onsei.audio import SAMPLE_RATE
 from onsei.transcript import Segment, Transcript, Word
+from onsei.whisper.options import DecodingOptions
 
-FRAMES_PER_SECOND = 100
 FULL_WINDOW_FRAMES = 3000
 PADDING_FRAMES = 100
 """Silence after the audio: the model hears the speech end (1 s)."""
@@ -44,8 +45,8 @@ def transcribe_window(
     language: str | None,
     prompt: str | None = None,
     beam_size: int = 1,
-    prepend_punctuations: str = "\"'“¿([{-",
-    append_punctuations: str = "\"'.。,，!！?？:：”)]}、",
+    prepend_punctuations: str = DecodingOptions.prepend_punctuations,
+    append_punctuations: str = DecodingOptions.append_punctuations,
 ) -> Transcript:
     """Transcribe ``audio`` (16 kHz float32, at most 30 s) as one window of its own length,
     with word timestamps; ``model`` is a ``faster_whisper.WhisperModel``. The segment's
@@ -81,7 +82,7 @@ def transcribe_window(
     )[0]
     tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
     text = tokenizer.decode(tokens)
-    duration = len(audio) / 16000
+    duration = len(audio) / SAMPLE_RATE
     segment = {"seek": 0, "start": 0.0, "end": duration, "tokens": tokens}
     if tokens:
         model.add_word_timestamps(
