@@ -34,6 +34,7 @@ ENCODERS = {
     "blstm": EncoderConfig("blstm", hidden=8, layers=2, subsampling=4),
     "blstm-no-subsampling": EncoderConfig("blstm", hidden=8, layers=2, subsampling=1),
     "pblstm": EncoderConfig("pblstm", hidden=8, layers=3, subsampling=4),
+    "pblstm-stacked": EncoderConfig("pblstm", hidden=8, layers=2, subsampling=4, stack_frames=2),
     "transformer": EncoderConfig("transformer", hidden=16, layers=2, heads=2, ff=32),
     "conformer": EncoderConfig("conformer", hidden=16, layers=2, heads=2, ff=32, conv_kernel=5),
 }
@@ -41,6 +42,7 @@ EXPECTED_LENGTHS = {  # written out independently of the code
     "blstm": lambda t: t // 4,
     "blstm-no-subsampling": lambda t: t,
     "pblstm": lambda t: t // 2 // 2,
+    "pblstm-stacked": lambda t: t // 2 // 2,
     "transformer": lambda t: ((t - 1) // 2 - 1) // 2,
     "conformer": lambda t: ((t - 1) // 2 - 1) // 2,
 }
@@ -314,6 +316,8 @@ def test_default_configs_are_valid():
         (EncoderConfig(subsampling=3), "encoder.subsampling"),
         (EncoderConfig(type="pblstm", subsampling=6), "encoder.subsampling"),
         (EncoderConfig(type="pblstm", subsampling=8, layers=3), "encoder.layers"),
+        (EncoderConfig(type="pblstm", subsampling=4, stack_frames=8), "encoder.stack_frames"),
+        (EncoderConfig(type="blstm", stack_frames=2), "encoder.stack_frames"),
         (EncoderConfig(dropout=1.0), "encoder.dropout"),
         (DecoderConfig(type="rnn"), "decoder.type"),
         (DecoderConfig(attention="dot"), "decoder.attention"),
@@ -384,3 +388,10 @@ def test_a_chunked_conformer_keeps_the_outputs_of_finished_chunks_as_the_input_g
 def test_chunk_size_is_for_the_conformer_only():
     with pytest.raises(OptionError, match="encoder.chunk_size: a positive number of frames"):
         EncoderConfig(type="blstm", chunk_size=8).validate()
+
+
+def test_pblstm_stacks_frames_before_a_shorter_pyramid():
+    config = EncoderConfig("pblstm", hidden=8, layers=3, subsampling=8, stack_frames=2)
+    encoder = build_encoder(config, IN_DIM)
+    sizes = [lstm.input_size for lstm in encoder.layers]
+    assert sizes == [2 * IN_DIM, 4 * config.hidden, 4 * config.hidden]  # then two pyramid layers

@@ -30,7 +30,11 @@ class EncoderConfig:
     subsampling: int = 4
     """Time reduction: frames stacked per output frame for blstm (any positive number); of
     the Conv2d front (1, 2, 4, 6 or 8) for transformer and conformer; for pblstm the total
-    reduction of the pyramid (a power of 2, 2 per layer)."""
+    reduction, ``stack_frames`` times 2 per pyramidal layer (a power of 2)."""
+    stack_frames: int = 1
+    """pblstm: feature frames put side by side before the first BLSTM (a power of 2 that
+    divides ``subsampling``); the pyramid does the rest of the reduction. Stacking 2 frames
+    halves the cost of the first layer, the one that runs at the highest frame rate."""
     conv_kernel: int = 15
     """Depthwise convolution kernel of the conformer (odd)."""
     conv_channels: int | None = None
@@ -48,6 +52,11 @@ class EncoderConfig:
                 f"(got {self.chunk_size} for {self.type})"
             )
         _check_positive("encoder", self, ("hidden", "layers", "heads", "ff", "subsampling"))
+        if self.stack_frames != 1 and self.type != "pblstm":
+            raise OptionError(
+                "encoder.stack_frames: for pblstm only (blstm stacks encoder.subsampling "
+                f"frames), got {self.stack_frames} for {self.type}"
+            )
         _check_dropout("encoder", self.dropout)
         if self.conv_channels is not None and self.conv_channels < 1:
             raise OptionError(f"encoder.conv_channels: must be positive, got {self.conv_channels}")
@@ -63,7 +72,12 @@ class EncoderConfig:
                     "encoder.subsampling: pblstm halves the frame rate per pyramidal layer, "
                     f"so this must be a power of 2, got {self.subsampling}"
                 )
-            needed = pyramid_layers(self.subsampling) + 1
+            if self.stack_frames < 1 or self.subsampling % self.stack_frames:
+                raise OptionError(
+                    "encoder.stack_frames: must divide encoder.subsampling "
+                    f"({self.subsampling}), got {self.stack_frames}"
+                )
+            needed = pyramid_layers(self.subsampling // self.stack_frames) + 1
             if self.layers < needed:
                 raise OptionError(
                     f"encoder.layers: pblstm with subsampling {self.subsampling} needs at least "

@@ -163,16 +163,17 @@ class BLSTMEncoder(nn.Module):
 
 
 class PyramidalBLSTMEncoder(nn.Module):
-    """The listener of LAS (Chan et al. 2016): a BLSTM on the features, then
-    ``log2(subsampling)`` pyramidal BLSTMs, each on pairs of consecutive frames concatenated
-    (half the frame rate), then plain BLSTMs up to ``layers`` in all; dropout between layers.
-    ``output_dim = 2 * hidden``."""
+    """The listener of LAS (Chan et al. 2016): a BLSTM on the features (``stack_frames``
+    consecutive frames side by side), then ``log2(subsampling / stack_frames)`` pyramidal
+    BLSTMs, each on pairs of consecutive frames concatenated (half the frame rate), then plain
+    BLSTMs up to ``layers`` in all; dropout between layers. ``output_dim = 2 * hidden``."""
 
     def __init__(self, in_dim: int, config: EncoderConfig):
         super().__init__()
         self.output_dim = 2 * config.hidden
-        self.pyramid = pyramid_layers(config.subsampling)
-        inputs = [in_dim] + [2 * self.output_dim] * self.pyramid
+        self.stack = config.stack_frames
+        self.pyramid = pyramid_layers(config.subsampling // config.stack_frames)
+        inputs = [in_dim * self.stack] + [2 * self.output_dim] * self.pyramid
         inputs += [self.output_dim] * (config.layers - len(inputs))
         self.layers = nn.ModuleList(
             nn.LSTM(size, config.hidden, batch_first=True, bidirectional=True) for size in inputs
@@ -183,7 +184,7 @@ class PyramidalBLSTMEncoder(nn.Module):
         self, features: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, in_dim), (B,) -> (B, T // subsampling, 2 * hidden), (B,)."""
-        x = features
+        x, lengths = stack_frames(features, lengths, self.stack)
         for index, lstm in enumerate(self.layers):
             if index > 0:
                 x = self.dropout(x)
