@@ -12,7 +12,9 @@ are joined into one long input (about 15,000 frames).
   decoder needs a token LM) through its bundled KenLM, or no LM.
 
 Pruning is set alike: tokens below log-probability -5 are not tried per frame, hypotheses 10
-below the best are dropped (pyctcdecode's defaults); LM weight and word bonus are those
+below the best are dropped (pyctcdecode's defaults); so is the penalty of a word (or word in
+progress) the LM does not know (pyctcdecode's unk_score_offset -10 in log10 units, onsei's
+default unk_penalty in natural log); LM weight and word bonus are those
 an4_decoding.py chose on dev for onsei. Each decoder gets the whole list of inputs through its
 batch call where it has one (onsei ``decode_batch``, pyctcdecode ``decode_batch`` without a
 process pool), one process and thread each. Times are the median of ``--runs`` runs.
@@ -250,7 +252,8 @@ def main() -> None:
         f"{LONG_SECONDS / 60:.0f} minutes of AN4 "
         f"training audio joined into one input ({len(long_input[0])} frames); 1 thread.\n"
         f"- LM weight {weights['lm_weight']}, word bonus {weights['word_bonus']} (chosen on dev "
-        "for onsei by an4_decoding.py); token_min_logp -5, beam_prune_logp -10.\n\n"
+        "for onsei by an4_decoding.py); token_min_logp -5, beam_prune_logp -10; unknown-word "
+        "penalty -10 in log10 units (pyctcdecode's default, and onsei's since 2026-12-01).\n\n"
         + common.markdown_table(headers, rows)
         + "\n\nonsei's speed-up (peer's time / onsei's time):\n\n"
         + common.markdown_table(["LM", "Beam", "Peer", "AN4 test", "10-min input"], speedups(times))
