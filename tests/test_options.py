@@ -75,3 +75,15 @@ def test_engine_kwargs_reach_faster_whisper_by_name():
     assert kwargs["length_penalty"] == 1.0
     assert kwargs["vad_parameters"]["min_silence_duration_ms"] == 500
     assert kwargs["vad_parameters"]["speech_pad_ms"] == 400
+
+
+def test_vad_silence_defaults_to_faster_whispers_for_each_mode():
+    from faster_whisper.vad import VadOptions as FasterWhisperVad
+
+    def silence(**options) -> int:
+        kwargs = DecodingOptions.from_kwargs(**options).engine_kwargs()
+        return kwargs["vad_parameters"]["min_silence_duration_ms"]
+
+    assert silence() == FasterWhisperVad().min_silence_duration_ms == 2000
+    assert silence(batch_size=8) == 160  # what BatchedInferencePipeline uses when given none
+    assert silence(batch_size=8, vad_parameters={"min_silence_duration_ms": 700}) == 700

@@ -145,8 +145,7 @@ def test_batched_decoding_is_faster_whispers_pipeline(tiny_en, clips_joined):
         batch_size=8,
         beam_size=5,
         word_timestamps=True,
-        without_timestamps=False,
-        vad_parameters={},  # faster-whisper's VadOptions defaults, which are onsei's
+        without_timestamps=False,  # (the pipeline's VAD options are its defaults, as onsei's)
     )
     assert [s.text for s in batched.segments] == [s.text for s in segments]
     sequential = tiny_en.transcribe(audio)  # batch_size 1, the default

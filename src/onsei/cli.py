@@ -260,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--vad_min_silence_duration_ms",
         type=int,
-        default=2000,
-        help="VAD: silence that ends a speech chunk",
+        default=None,
+        help="VAD: silence that ends a speech chunk (default: 2000, or 160 with --batch_size > 1)",
     )
     t.add_argument("--vad_speech_pad_ms", type=int, default=400, help="VAD: padding around speech")
 

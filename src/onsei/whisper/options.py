@@ -28,7 +28,10 @@ class VadOptions:
     neg_threshold: float | None = None
     min_speech_duration_ms: int = 0
     max_speech_duration_s: float = float("inf")
-    min_silence_duration_ms: int = 2000
+    min_silence_duration_ms: int | None = None
+    """Silence that ends a speech chunk. None: what faster-whisper uses in each mode, 2000 ms
+    for sequential decoding and 160 ms for batched decoding (its ``BatchedInferencePipeline``),
+    whose chunks are decoded apart and are best cut at short pauses."""
     speech_pad_ms: int = 400
 
 
@@ -140,6 +143,9 @@ class DecodingOptions:
         kwargs["suppress_tokens"] = (
             None if self.suppress_tokens is None else list(self.suppress_tokens)
         )
-        kwargs["vad_parameters"] = asdict(self.vad_parameters)
+        vad = asdict(self.vad_parameters)
+        if vad["min_silence_duration_ms"] is None:
+            vad["min_silence_duration_ms"] = 2000 if self.batch_size == 1 else 160
+        kwargs["vad_parameters"] = vad
         del kwargs["batch_size"]
         return kwargs

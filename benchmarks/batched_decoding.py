@@ -1,0 +1,142 @@
+"""Batched Whisper decoding: onsei's ``batch_size`` against faster-whisper's
+``BatchedInferencePipeline``, side by side in one run, on long_form.py's 10-minute recording.
+
+Variants (tiny.en, beam 5, batch 8, 2 threads, int8, each run in a fresh process, model load
+not timed):
+
+- onsei ``batch_size=8``, with its defaults (segment timestamps, the VAD chunking below);
+- onsei ``batch_size=8, without_timestamps=True`` (one segment per speech chunk, as
+  faster-whisper's pipeline by default);
+- onsei ``batch_size=8`` with the VAD options of sequential decoding
+  (``min_silence_duration_ms`` 2000): what ``batch_size`` did before it took the pipeline's;
+- faster-whisper's ``BatchedInferencePipeline.transcribe`` with its defaults.
+
+WER with onsei's ``spelled`` normaliser against the recording's transcript (decoding is at
+temperature 0, so the text is the same in every run); time is the median of ``--runs``.
+
+Usage: .venv/bin/python benchmarks/batched_decoding.py [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import common
+import long_form
+
+MODEL = "tiny.en"
+BATCH = 8
+VARIANTS: dict[str, dict] = {
+    "onsei": {},
+    "onsei without_timestamps": {"without_timestamps": True},
+    "onsei, sequential VAD options": {"vad_parameters": {"min_silence_duration_ms": 2000}},
+    "faster-whisper": {},
+}
+FIGURES = common.FIGURES_DIR / "batched_decoding.json"
+
+
+def transcribe(variant: str) -> tuple[float, str, int]:
+    """Load the model, then (timed) transcribe the recording: (seconds, text, segments)."""
+    path = str(long_form.RECORDING)
+    if variant.startswith("onsei"):
+        import onsei
+
+        recognizer = onsei.load_model(MODEL, device="cpu", threads=long_form.THREADS)
+        started = time.perf_counter()
+        transcript = recognizer.transcribe(
+            path, beam_size=long_form.BEAM, batch_size=BATCH, **VARIANTS[variant]
+        )
+        return time.perf_counter() - started, transcript.text, len(transcript.segments)
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    from onsei.whisper.registry import resolve_whisper_model
+
+    engine = WhisperModel(
+        str(resolve_whisper_model(MODEL)), compute_type="int8", cpu_threads=long_form.THREADS
+    )
+    started = time.perf_counter()
+    segments, _ = BatchedInferencePipeline(engine).transcribe(
+        path, beam_size=long_form.BEAM, batch_size=BATCH
+    )
+    segments = list(segments)
+    text = "".join(s.text for s in segments)
+    return time.perf_counter() - started, text, len(segments)
+
+
+def run_variant(variant: str) -> dict:
+    """One timed run of ``variant`` in a fresh process."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(long_form.THREADS))
+    command = [common.PYTHON, __file__, "--worker", variant]
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        sys.exit(f"batched_decoding: {variant} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure(runs: int) -> dict:
+    long_form.build_recording()
+    outcomes: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    for run in range(runs):  # interleaved, so that load on the machine hits them alike
+        for variant in VARIANTS:
+            outcome = run_variant(variant)
+            print(f"run {run + 1}: {variant}: {outcome['seconds']:.1f} s", flush=True)
+            outcomes[variant].append(outcome)
+    return {
+        "date": common.today(),
+        "commit": common.git_commit(),
+        "variants": {
+            variant: {
+                "seconds": common.median(o["seconds"] for o in results),
+                "runs": [round(o["seconds"], 2) for o in results],
+                "wer": long_form.wer(results[0]["text"]),
+                "segments": results[0]["segments"],
+            }
+            for variant, results in outcomes.items()
+        },
+    }
+
+
+def section(figures: dict) -> str:
+    rows = [
+        [
+            variant,
+            f"**{f['seconds']:.1f}**",
+            " / ".join(f"{s:.1f}" for s in f["runs"]),
+            common.fmt_pct(f["wer"]),
+            f["segments"],
+        ]
+        for variant, f in figures["variants"].items()
+    ]
+    return (
+        "## Batched Whisper decoding: onsei vs faster-whisper's BatchedInferencePipeline "
+        "(issue 5)\n\n"
+        + common.header(common.this_command())
+        + f"- Input: long_form's 10-minute recording; {MODEL}, beam {long_form.BEAM}, batch "
+        f"{BATCH}, {long_form.THREADS} threads, int8, one process per run, model load not "
+        "timed; median of the runs. WER with the `spelled` normaliser. Measured at "
+        f"{figures['commit']} ({figures['date']}).\n\n"
+        + common.markdown_table(["Variant", "Seconds", "Runs", "WER", "Segments"], rows)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--worker", default=None, choices=VARIANTS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        seconds, text, segments = transcribe(args.worker)
+        print(json.dumps({"seconds": seconds, "text": text, "segments": segments}))
+        return
+    figures = measure(args.runs)
+    FIGURES.write_text(json.dumps(figures, indent=1) + "\n")
+    common.write_section("batched_decoding", section(figures))
+
+
+if __name__ == "__main__":
+    main()
