@@ -77,13 +77,10 @@ def test_engine_kwargs_reach_faster_whisper_by_name():
     assert kwargs["vad_parameters"]["speech_pad_ms"] == 400
 
 
-def test_vad_silence_defaults_to_faster_whispers_for_each_mode():
-    from faster_whisper.vad import VadOptions as FasterWhisperVad
+def test_timestamps_default_to_faster_whispers_for_each_mode():
+    def without_timestamps(**options) -> bool:
+        return DecodingOptions.from_kwargs(**options).engine_kwargs()["without_timestamps"]
 
-    def silence(**options) -> int:
-        kwargs = DecodingOptions.from_kwargs(**options).engine_kwargs()
-        return kwargs["vad_parameters"]["min_silence_duration_ms"]
-
-    assert silence() == FasterWhisperVad().min_silence_duration_ms == 2000
-    assert silence(batch_size=8) == 160  # what BatchedInferencePipeline uses when given none
-    assert silence(batch_size=8, vad_parameters={"min_silence_duration_ms": 700}) == 700
+    assert without_timestamps() is False  # Whisper's sequential decoding
+    assert without_timestamps(batch_size=8) is True  # as BatchedInferencePipeline.transcribe
+    assert without_timestamps(batch_size=8, without_timestamps=False) is False

@@ -144,8 +144,8 @@ def test_batched_decoding_is_faster_whispers_pipeline(tiny_en, clips_joined):
         audio,
         batch_size=8,
         beam_size=5,
-        word_timestamps=True,
-        without_timestamps=False,  # (the pipeline's VAD options are its defaults, as onsei's)
+        word_timestamps=True,  # (and its default without_timestamps=True, onsei's here too)
+        vad_parameters={},  # faster-whisper's VadOptions defaults, which are onsei's
     )
     assert [s.text for s in batched.segments] == [s.text for s in segments]
     sequential = tiny_en.transcribe(audio)  # batch_size 1, the default

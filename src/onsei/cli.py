@@ -193,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="no-speech probability above which a failed window counts as silence",
     )
     t.add_argument(
+        "--without_timestamps",
+        type=str2bool,
+        default=None,
+        help="text tokens only, one segment per window or chunk (default: False; True with "
+        "--batch_size > 1, where it is more accurate)",
+    )
+    t.add_argument(
         "--word_timestamps", type=str2bool, default=False, help="time every word (json, subtitles)"
     )
     t.add_argument(
@@ -260,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--vad_min_silence_duration_ms",
         type=int,
-        default=None,
-        help="VAD: silence that ends a speech chunk (default: 2000, or 160 with --batch_size > 1)",
+        default=2000,
+        help="VAD: silence that ends a speech chunk",
     )
     t.add_argument("--vad_speech_pad_ms", type=int, default=400, help="VAD: padding around speech")
 
@@ -543,6 +550,7 @@ def decoding_options(args: argparse.Namespace) -> dict[str, Any]:
         "hotwords": args.hotwords,
         "suppress_tokens": suppress or None,
         "word_timestamps": args.word_timestamps,
+        "without_timestamps": args.without_timestamps,
         "prepend_punctuations": args.prepend_punctuations,
         "append_punctuations": args.append_punctuations,
         "clip_timestamps": clips,

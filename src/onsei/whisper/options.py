@@ -28,10 +28,7 @@ class VadOptions:
     neg_threshold: float | None = None
     min_speech_duration_ms: int = 0
     max_speech_duration_s: float = float("inf")
-    min_silence_duration_ms: int | None = None
-    """Silence that ends a speech chunk. None: what faster-whisper uses in each mode, 2000 ms
-    for sequential decoding and 160 ms for batched decoding (its ``BatchedInferencePipeline``),
-    whose chunks are decoded apart and are best cut at short pauses."""
+    min_silence_duration_ms: int = 2000
     speech_pad_ms: int = 400
 
 
@@ -64,7 +61,12 @@ class DecodingOptions:
     hotwords: str | None = None
     suppress_blank: bool = True
     suppress_tokens: Sequence[int] | None = (-1,)
-    without_timestamps: bool = False
+    without_timestamps: bool | None = None
+    """Sample text tokens only: one segment per window (sequential) or per speech chunk
+    (batched). None: False for sequential decoding; True with ``batch_size`` > 1, as in
+    faster-whisper's ``BatchedInferencePipeline``, where timestamps cost accuracy (a chunk's
+    decoding can end at a timestamp before its speech does; benchmarks/RESULTS.md,
+    batched_decoding)."""
     max_initial_timestamp: float = 1.0
     word_timestamps: bool = False
     prepend_punctuations: str = "\"'“¿([{-"
@@ -83,8 +85,9 @@ class DecodingOptions:
     batch_size: int = 1
     """Speech chunks (from the VAD, up to 30 s each) decoded together, as faster-whisper's
     ``BatchedInferencePipeline`` does: each chunk on its own, without the previous text as
-    prompt and at the first temperature only; several times faster, and less accurate
-    (benchmarks/RESULTS.md, long_form). 1: Whisper's sequential decoding."""
+    prompt and at the first temperature only, and by default without timestamps (one segment
+    per chunk); several times faster, and less accurate (benchmarks/RESULTS.md, long_form and
+    batched_decoding). 1: Whisper's sequential decoding."""
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> DecodingOptions:
@@ -143,9 +146,8 @@ class DecodingOptions:
         kwargs["suppress_tokens"] = (
             None if self.suppress_tokens is None else list(self.suppress_tokens)
         )
-        vad = asdict(self.vad_parameters)
-        if vad["min_silence_duration_ms"] is None:
-            vad["min_silence_duration_ms"] = 2000 if self.batch_size == 1 else 160
-        kwargs["vad_parameters"] = vad
+        kwargs["vad_parameters"] = asdict(self.vad_parameters)
+        if self.without_timestamps is None:
+            kwargs["without_timestamps"] = self.batch_size > 1
         del kwargs["batch_size"]
         return kwargs
