@@ -23,9 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
-import time
 
 import common
 import long_form
@@ -43,40 +40,19 @@ FIGURES = common.FIGURES_DIR / "batched_decoding.json"
 
 def transcribe(variant: str) -> tuple[float, str, int]:
     """Load the model, then (timed) transcribe the recording: (seconds, text, segments)."""
-    path = str(long_form.RECORDING)
     if variant.startswith("onsei"):
-        import onsei
-
-        recognizer = onsei.load_model(MODEL, device="cpu", threads=long_form.THREADS)
-        started = time.perf_counter()
-        transcript = recognizer.transcribe(
-            path, beam_size=long_form.BEAM, batch_size=BATCH, **VARIANTS[variant]
+        seconds, transcript = long_form.onsei_transcript(
+            MODEL, batch_size=BATCH, **VARIANTS[variant]
         )
-        return time.perf_counter() - started, transcript.text, len(transcript.segments)
-    from faster_whisper import BatchedInferencePipeline, WhisperModel
-
-    from onsei.whisper.registry import resolve_whisper_model
-
-    engine = WhisperModel(
-        str(resolve_whisper_model(MODEL)), compute_type="int8", cpu_threads=long_form.THREADS
-    )
-    started = time.perf_counter()
-    segments, _ = BatchedInferencePipeline(engine).transcribe(
-        path, beam_size=long_form.BEAM, batch_size=BATCH
-    )
-    segments = list(segments)
-    text = "".join(s.text for s in segments)
-    return time.perf_counter() - started, text, len(segments)
+        return seconds, transcript.text, len(transcript.segments)
+    seconds, segments = long_form.faster_whisper_segments(MODEL, batched=True)
+    return seconds, "".join(s.text for s in segments), len(segments)
 
 
 def run_variant(variant: str) -> dict:
     """One timed run of ``variant`` in a fresh process."""
     env = dict(os.environ, OMP_NUM_THREADS=str(long_form.THREADS))
-    command = [common.PYTHON, __file__, "--worker", variant]
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        sys.exit(f"batched_decoding: {variant} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return common.run_json_worker([common.PYTHON, __file__, "--worker", variant], env)
 
 
 def measure(runs: int) -> dict:
@@ -119,8 +95,7 @@ def section(figures: dict) -> str:
         + common.header(common.this_command())
         + f"- Input: long_form's 10-minute recording; {MODEL}, beam {long_form.BEAM}, batch "
         f"{BATCH}, {long_form.THREADS} threads, int8, one process per run, model load not "
-        "timed; median of the runs. WER with the `spelled` normaliser. Measured at "
-        f"{figures['commit']} ({figures['date']}).\n\n"
+        "timed; median of the runs. WER with the `spelled` normaliser.\n\n"
         + common.markdown_table(["Variant", "Seconds", "Runs", "WER", "Segments"], rows)
     )
 

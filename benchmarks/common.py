@@ -226,6 +226,16 @@ def time_command(args: Sequence[str], env: dict[str, str] | None = None) -> floa
     return elapsed
 
 
+def run_json_worker(command: Sequence[str], env: dict[str, str] | None = None) -> dict:
+    """Run a benchmark's worker process; the JSON object on the last line of its output.
+    Exits with the tail of its stderr if it fails."""
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        name = Path(command[1]).stem
+        sys.exit(f"{name}: {shlex.join(command[2:])} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 # --- RESULTS.md -----------------------------------------------------------------------------
 
 

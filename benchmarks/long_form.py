@@ -29,9 +29,9 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import common
 import numpy as np
@@ -84,34 +84,48 @@ def converted(model: str, to: str) -> Path:
     return out
 
 
+def onsei_transcript(model: str, **options) -> tuple[float, Any]:
+    """Load onsei's ``model``, then (timed) transcribe the recording with beam 5 and
+    ``options``: (seconds, Transcript)."""
+    import onsei
+
+    recognizer = onsei.load_model(model, device="cpu", threads=THREADS)
+    started = time.perf_counter()
+    transcript = recognizer.transcribe(str(RECORDING), beam_size=BEAM, **options)
+    return time.perf_counter() - started, transcript
+
+
+def faster_whisper_segments(model: str, batched: bool) -> tuple[float, list]:
+    """Load faster-whisper with ``model`` (int8), then (timed) transcribe the recording with
+    its defaults, sequential or through its ``BatchedInferencePipeline`` (batch 8):
+    (seconds, segments)."""
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    from onsei.whisper.registry import resolve_whisper_model
+
+    engine = WhisperModel(
+        str(resolve_whisper_model(model)), compute_type="int8", cpu_threads=THREADS
+    )
+    started = time.perf_counter()
+    if batched:
+        segments, _ = BatchedInferencePipeline(engine).transcribe(
+            str(RECORDING), beam_size=BEAM, batch_size=8
+        )
+    else:
+        segments, _ = engine.transcribe(str(RECORDING), beam_size=BEAM)
+    segments = list(segments)  # (a generator: the decoding happens here)
+    return time.perf_counter() - started, segments
+
+
 def transcribe(system: str, model: str) -> tuple[float, str]:
     """Load ``system`` with ``model``, then (timed) transcribe the recording: (seconds, text)."""
-    path = str(RECORDING)
     if system.startswith("onsei"):
-        import onsei
-
-        recognizer = onsei.load_model(model, device="cpu", threads=THREADS)
         options = {"batch_size": 8} if system == "onsei batch_size=8" else {}
-        started = time.perf_counter()
-        text = recognizer.transcribe(path, beam_size=BEAM, **options).text
-        return time.perf_counter() - started, text
+        seconds, transcript = onsei_transcript(model, **options)
+        return seconds, transcript.text
     if system.startswith("faster-whisper"):
-        from faster_whisper import BatchedInferencePipeline, WhisperModel
-
-        from onsei.whisper.registry import resolve_whisper_model
-
-        engine = WhisperModel(
-            str(resolve_whisper_model(model)), compute_type="int8", cpu_threads=THREADS
-        )
-        started = time.perf_counter()
-        if system == "faster-whisper batched":
-            segments, _ = BatchedInferencePipeline(engine).transcribe(
-                path, beam_size=BEAM, batch_size=8
-            )
-        else:
-            segments, _ = engine.transcribe(path, beam_size=BEAM)
-        text = "".join(s.text for s in segments)
-        return time.perf_counter() - started, text
+        seconds, segments = faster_whisper_segments(model, system == "faster-whisper batched")
+        return seconds, "".join(s.text for s in segments)
     import torch
 
     torch.set_num_threads(THREADS)
@@ -121,7 +135,9 @@ def transcribe(system: str, model: str) -> tuple[float, str]:
         checkpoint = next(converted(model, "openai").glob("*.pt"))
         network = whisper.load_model(str(checkpoint), device="cpu")
         started = time.perf_counter()
-        result = network.transcribe(path, beam_size=BEAM, best_of=5, fp16=False, language="en")
+        result = network.transcribe(
+            str(RECORDING), beam_size=BEAM, best_of=5, fp16=False, language="en"
+        )
         return time.perf_counter() - started, result["text"]
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
@@ -160,10 +176,7 @@ def run_system(system: str, model: str) -> dict:
     """One timed run of ``system`` in a fresh process."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="2")
     command = [common.PYTHON, __file__, "--worker", system, "--model", model]
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        sys.exit(f"long_form: {system} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return common.run_json_worker(command, env)
 
 
 def wer(text: str) -> float:
