@@ -36,6 +36,9 @@ ENCODERS = {
     "pblstm": EncoderConfig("pblstm", hidden=8, layers=3, subsampling=4),
     "pblstm-stacked": EncoderConfig("pblstm", hidden=8, layers=2, subsampling=4, stack_frames=2),
     "transformer": EncoderConfig("transformer", hidden=16, layers=2, heads=2, ff=32),
+    "transformer-relative": EncoderConfig(
+        "transformer", hidden=16, layers=2, heads=2, ff=32, positions="relative"
+    ),
     "conformer": EncoderConfig("conformer", hidden=16, layers=2, heads=2, ff=32, conv_kernel=5),
 }
 EXPECTED_LENGTHS = {  # written out independently of the code
@@ -44,6 +47,7 @@ EXPECTED_LENGTHS = {  # written out independently of the code
     "pblstm": lambda t: t // 2 // 2,
     "pblstm-stacked": lambda t: t // 2 // 2,
     "transformer": lambda t: ((t - 1) // 2 - 1) // 2,
+    "transformer-relative": lambda t: ((t - 1) // 2 - 1) // 2,
     "conformer": lambda t: ((t - 1) // 2 - 1) // 2,
 }
 
@@ -318,6 +322,8 @@ def test_default_configs_are_valid():
         (EncoderConfig(type="pblstm", subsampling=8, layers=3), "encoder.layers"),
         (EncoderConfig(type="pblstm", subsampling=4, stack_frames=8), "encoder.stack_frames"),
         (EncoderConfig(type="blstm", stack_frames=2), "encoder.stack_frames"),
+        (EncoderConfig(type="transformer", positions="rotary"), "encoder.positions"),
+        (EncoderConfig(type="conformer", positions="relative"), "encoder.positions"),
         (EncoderConfig(dropout=1.0), "encoder.dropout"),
         (DecoderConfig(type="rnn"), "decoder.type"),
         (DecoderConfig(attention="dot"), "decoder.attention"),

@@ -11,6 +11,7 @@ from onsei.errors import OptionError
 ENCODER_TYPES = ("blstm", "pblstm", "transformer", "conformer")
 DECODER_TYPES = ("lstm", "transformer")
 ATTENTION_TYPES = ("bahdanau", "location")
+POSITION_TYPES = ("absolute", "relative")
 CONV_SUBSAMPLING = (1, 2, 4, 6, 8)
 """Time reductions that ``Conv2dSubsampling`` implements."""
 
@@ -39,6 +40,10 @@ class EncoderConfig:
     """Depthwise convolution kernel of the conformer (odd)."""
     conv_channels: int | None = None
     """Channels of the Conv2d front (transformer, conformer); ``None``: ``hidden``."""
+    positions: str = "absolute"
+    """Transformer encoder: "absolute" (sinusoids added to the input, Vaswani et al. 2017) or
+    "relative" (relative-position self-attention, Transformer-XL, as in the conformer, whose
+    attention is always relative)."""
     chunk_size: int = 0
     """Conformer for streaming: self-attention sees the frames of its own chunk of this many
     (output) frames and of the chunks before it, and the convolutions look back only; the
@@ -46,6 +51,12 @@ class EncoderConfig:
 
     def validate(self) -> None:
         _check_choice("encoder", "type", self.type, ENCODER_TYPES)
+        _check_choice("encoder", "positions", self.positions, POSITION_TYPES)
+        if self.positions != "absolute" and self.type != "transformer":
+            raise OptionError(
+                f"encoder.positions: for the transformer only, got {self.positions!r} for "
+                f"{self.type}"
+            )
         if self.chunk_size < 0 or (self.chunk_size and self.type != "conformer"):
             raise OptionError(
                 "encoder.chunk_size: a positive number of frames, for the conformer only "

@@ -194,10 +194,32 @@ class PyramidalBLSTMEncoder(nn.Module):
         return x, lengths
 
 
+class RelPositionTransformerLayer(nn.Module):
+    """Pre-LayerNorm Transformer encoder layer whose self-attention is relative-position
+    (``RelPositionMultiHeadAttention``), with a ReLU feed-forward; each sub-layer with dropout
+    and a residual, as ``nn.TransformerEncoderLayer(norm_first=True)``."""
+
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float):
+        super().__init__()
+        self.norm_attention = nn.LayerNorm(d_model)
+        self.attention = RelPositionMultiHeadAttention(d_model, heads, dropout)
+        self.norm_ff = nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(
+            nn.Linear(d_model, ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff, d_model)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D), positions: (1, 2T-1, D), mask: (B, T) True on real frames -> (B, T, D)."""
+        x = x + self.dropout(self.attention(self.norm_attention(x), positions, mask))
+        return x + self.dropout(self.ff(self.norm_ff(x)))
+
+
 class TransformerEncoder(nn.Module):
-    """``Conv2dSubsampling`` to ``d_model = hidden``, scaled sinusoidal positions, ``layers``
-    pre-LayerNorm self-attention blocks (ReLU feed-forward) with a key padding mask, and a final
-    LayerNorm; ``output_dim = hidden``."""
+    """``Conv2dSubsampling`` to ``d_model = hidden``, then ``layers`` pre-LayerNorm
+    self-attention blocks (ReLU feed-forward) with a key padding mask, and a final LayerNorm;
+    ``output_dim = hidden``. Positions are scaled sinusoids added to the input
+    (``positions="absolute"``) or relative-position attention in every block ("relative")."""
 
     def __init__(self, in_dim: int, config: EncoderConfig):
         super().__init__()
@@ -205,18 +227,26 @@ class TransformerEncoder(nn.Module):
         self.subsampling = Conv2dSubsampling(
             in_dim, config.hidden, config.subsampling, config.conv_channels
         )
-        self.positions = PositionalEncoding(config.hidden, config.dropout)
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(
-                config.hidden,
-                config.heads,
-                config.ff,
-                config.dropout,
-                batch_first=True,
-                norm_first=True,
+        self.relative = config.positions == "relative"
+        if self.relative:
+            self.positions = RelPositionalEncoding(config.hidden, config.dropout)
+            self.layers = nn.ModuleList(
+                RelPositionTransformerLayer(config.hidden, config.heads, config.ff, config.dropout)
+                for _ in range(config.layers)
             )
-            for _ in range(config.layers)
-        )
+        else:
+            self.positions = PositionalEncoding(config.hidden, config.dropout)
+            self.layers = nn.ModuleList(
+                nn.TransformerEncoderLayer(
+                    config.hidden,
+                    config.heads,
+                    config.ff,
+                    config.dropout,
+                    batch_first=True,
+                    norm_first=True,
+                )
+                for _ in range(config.layers)
+            )
         self.norm = nn.LayerNorm(config.hidden)
 
     def forward(
@@ -224,10 +254,15 @@ class TransformerEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, in_dim), (B,) -> (B, T', hidden), (B,)."""
         x, lengths = self.subsampling(features, lengths)
-        x = self.positions(x)
-        padding = ~padding_mask(lengths, x.shape[1])
-        for layer in self.layers:
-            x = layer(x, src_key_padding_mask=padding)
+        mask = padding_mask(lengths, x.shape[1])
+        if self.relative:
+            x, positions = self.positions(x)
+            for layer in self.layers:
+                x = layer(x, positions, mask)
+        else:
+            x = self.positions(x)
+            for layer in self.layers:
+                x = layer(x, src_key_padding_mask=~mask)
         return self.norm(x), lengths
 
 
