@@ -65,7 +65,6 @@ class ScriptedRecognizer:
     def __init__(self, words: list[Word]):
         self.words = words
         self.calls: list[tuple[float, float]] = []
-        self.beams: list[int] = []
 
     def transcribe(self, audio, **options) -> Transcript:
         from onsei.transcript import Segment
@@ -82,7 +81,6 @@ class ScriptedRecognizer:
         return Transcript([Segment(0, 0.0, end - start, text, words=heard)], language="en")
 
     def transcribe_window(self, audio, *, language, prompt, beam_size=1) -> Transcript:
-        self.beams.append(beam_size)
         return self.transcribe(audio)
 
 
@@ -111,15 +109,6 @@ def test_committed_words_are_final_and_the_transcript_is_their_sum():
     assert isinstance(final, Final) and final.transcript.text == " ".join(e.text for e in committed)
     for event in events:
         json.dumps(event.to_dict())  # every event is one JSON message
-
-
-def test_only_the_decoding_committed_without_agreement_uses_the_final_beam():
-    script = [w(f"word{i}", 0.3 * i + 0.05, 0.3 * i + 0.25) for i in range(20)]  # 6 s
-    recognizer = ScriptedRecognizer(script)
-    options = StreamOptions(vad=False, beam_size=1, final_beam_size=4)
-    feed(WhisperStreamer(recognizer, options), 6.0)
-    assert len(recognizer.beams) > 2
-    assert set(recognizer.beams[:-1]) == {1} and recognizer.beams[-1] == 4  # finish()
 
 
 def test_the_buffer_stays_bounded_in_a_stream_that_never_ends():
@@ -189,8 +178,6 @@ def test_bad_stream_options_are_named(tiny_en):
         tiny_en.streamer(beams=3)
     with pytest.raises(OptionError, match="buffer limits"):
         tiny_en.streamer(buffer_seconds=40)
-    with pytest.raises(OptionError, match="final_beam_size"):
-        tiny_en.streamer(final_beam_size=0)
 
 
 # -- sources ----------------------------------------------------------------------------------

@@ -49,12 +49,6 @@ class StreamOptions:
     language: str | None = None
     """Language code; None detects it (multilingual models) on each decoding."""
     beam_size: int = 1
-    """Beam of the decodings whose words two decodings must agree on."""
-    final_beam_size: int = 5
-    """Beam of the decodings whose words are all committed at once, with no second
-    decoding to agree with: at the end of a stretch of speech, of the stream, or of a full
-    buffer. Greedy search there can commit junk ("woman nd he" on the clips with base);
-    beam search costs about 0.2 s more per decoding on a CPU, where the encoder dominates."""
     vad: bool = True
     vad_options: VadOptions = field(default_factory=VadOptions)
     prompt_characters: int = 200
@@ -68,8 +62,6 @@ class StreamOptions:
             raise OptionError("min_chunk_seconds: must be positive")
         if not 0 < self.buffer_seconds < self.max_buffer_seconds <= 30:
             raise OptionError("buffer limits: need 0 < buffer_seconds < max_buffer_seconds <= 30")
-        if self.beam_size < 1 or self.final_beam_size < 1:
-            raise OptionError("beam_size and final_beam_size: must be at least 1")
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> StreamOptions:
@@ -147,16 +139,14 @@ class WhisperStreamer:
     # -- decoding ------------------------------------------------------------------------
 
     def _decode_and_commit(self, final: bool = False) -> list[StreamEvent]:
-        buffer_seconds = len(self.buffer) / SAMPLE_RATE
-        commit_all = final or buffer_seconds >= self.options.max_buffer_seconds
-        beam_size = self.options.final_beam_size if commit_all else self.options.beam_size
-        hypothesis = self._decode(self.buffer, self.buffer_start, beam_size)
+        hypothesis = self._decode(self.buffer, self.buffer_start)
         self.decoded_until = self.received
         commit = self.agreement.update(hypothesis)
-        if commit_all:
+        buffer_seconds = len(self.buffer) / SAMPLE_RATE
+        if final or buffer_seconds >= self.options.max_buffer_seconds:
             commit += self.agreement.flush()
         events = self._committed(commit)
-        if commit_all:
+        if final or buffer_seconds >= self.options.max_buffer_seconds:
             self._break_segment()
             self._drop_before(self.received)
             self.speech_seen = not self.options.vad or bool(self.vad and self.vad.in_speech)
@@ -171,8 +161,7 @@ class WhisperStreamer:
         speech = self.buffer[: max(0, end_sample - self.buffer_start)]
         commit = []
         if len(speech) >= 0.1 * SAMPLE_RATE:
-            hypothesis = self._decode(speech, self.buffer_start, self.options.final_beam_size)
-            commit = self.agreement.update(hypothesis)
+            commit = self.agreement.update(self._decode(speech, self.buffer_start))
         events = self._committed(commit + self.agreement.flush())
         self._break_segment()
         self.decoded_until = self.received
@@ -181,20 +170,20 @@ class WhisperStreamer:
         events.append(Partial("", [], self.received / SAMPLE_RATE))
         return events
 
-    def _decode(self, audio: np.ndarray, start_sample: int, beam_size: int) -> list[Word]:
+    def _decode(self, audio: np.ndarray, start_sample: int) -> list[Word]:
         """Words of ``audio`` (which begins at stream position ``start_sample``), stream times."""
         offset = start_sample / SAMPLE_RATE
         before = [w for w in self.agreement.committed if w.end <= offset + 0.01]
         prompt = _text(before)[-self.options.prompt_characters :] or None
         if self.options.short_windows:
             transcript = self.recognizer.transcribe_window(
-                audio, language=self.language, prompt=prompt, beam_size=beam_size
+                audio, language=self.language, prompt=prompt, beam_size=self.options.beam_size
             )
         else:
             transcript = self.recognizer.transcribe(
                 audio,
                 language=self.language,
-                beam_size=beam_size,
+                beam_size=self.options.beam_size,
                 best_of=1,
                 temperature=[0.0],
                 word_timestamps=True,
