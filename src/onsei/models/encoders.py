@@ -204,9 +204,7 @@ class RelPositionTransformerLayer(nn.Module):
         self.norm_attention = nn.LayerNorm(d_model)
         self.attention = RelPositionMultiHeadAttention(d_model, heads, dropout)
         self.norm_ff = nn.LayerNorm(d_model)
-        self.ff = nn.Sequential(
-            nn.Linear(d_model, ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff, d_model)
-        )
+        self.ff = _feed_forward(d_model, ff, dropout, nn.ReLU)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -266,10 +264,12 @@ class TransformerEncoder(nn.Module):
         return self.norm(x), lengths
 
 
-def _feed_forward(d_model: int, inner: int, dropout: float) -> nn.Sequential:
-    """Position-wise feed-forward with Swish, (B, T, D) -> (B, T, D)."""
+def _feed_forward(
+    d_model: int, inner: int, dropout: float, activation: type[nn.Module] = nn.SiLU
+) -> nn.Sequential:
+    """Position-wise feed-forward (Swish by default, as the conformer's), (B, T, D) -> (B, T, D)."""
     return nn.Sequential(
-        nn.Linear(d_model, inner), nn.SiLU(), nn.Dropout(dropout), nn.Linear(inner, d_model)
+        nn.Linear(d_model, inner), activation(), nn.Dropout(dropout), nn.Linear(inner, d_model)
     )
 
 
