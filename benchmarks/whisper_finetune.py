@@ -6,8 +6,11 @@ For each model (tiny.en, base), as a user would run it:
 1. zero-shot: ``onsei eval --model M --data data/an4/test.jsonl`` (beam 5, VAD, English), the
    same on ``../shared/data/clips`` (general English, to see forgetting);
 2. ``onsei finetune --model M --train data/an4/train.jsonl --eval data/an4/dev.jsonl
-   --freeze_encoder ...`` within a wall-clock budget (the best epoch by dev WER is kept);
-3. the fine-tuned experiment: ``onsei eval --model EXP`` on AN4 test and on the clips;
+   --freeze_encoder --interpolation auto ...`` within a wall-clock budget (the best epoch by
+   dev WER is kept, then mixed with the zero-shot weights as WiSE-FT does, the weight chosen
+   on dev);
+3. the fine-tuned experiment: ``onsei eval --model EXP`` on AN4 test and on the clips, and
+   the same for the best epoch's weights before the interpolation;
 4. peer: transformers' ``generate()`` (float32, beam 5, no timestamps) on the same fine-tuned
    weights (EXP/hf), AN4 test: WER and decode time against onsei's engine.
 
@@ -45,6 +48,9 @@ SETTINGS = {
     "tiny.en": {"epochs": 10, "learning_rate": 3e-5, "batch_size": 16, "max_minutes": 50},
     "base": {"epochs": 6, "learning_rate": 3e-5, "batch_size": 16, "max_minutes": 45},
 }
+INTERPOLATION = "auto"
+"""``onsei finetune --interpolation``: WiSE-FT's weight chosen on AN4 dev (the smallest within
+half a point of the fine-tuned dev WER); the clips are not looked at."""
 
 
 def onsei_eval(model: str, manifest: Path, normalizer: str, output: Path) -> dict:
@@ -115,7 +121,7 @@ def finetune(model: str, reuse: bool) -> dict:
     command += ["--train", str(an4_training.DATA / "train.jsonl")]
     command += ["--eval", str(an4_training.DATA / "dev.jsonl"), "--freeze_encoder"]
     command += ["--language", "en"] if model == "base" else []
-    for key, value in settings.items():
+    for key, value in {**settings, "interpolation": INTERPOLATION}.items():
         command += [f"--{key}", str(value)]
     log = WORK / f"finetune_{model}.log"
     if reuse and (exp / "results.json").is_file():
@@ -136,8 +142,25 @@ def finetune(model: str, reuse: bool) -> dict:
         "epochs": results["epochs"],
         "dev_wer_zero_shot_hf": results["zero_shot_wer"],
         "dev_wer_best_hf": results["best_wer"],
+        "interpolation": results["interpolation"],
+        "interpolation_dev_wers_hf": results["interpolation_wers"],
+        "best_checkpoint": results["best_checkpoint"],
         "exp": str(exp),
     }
+
+
+def not_interpolated(exp: Path, checkpoint: Path) -> Path:
+    """The best epoch's weights as they were fine-tuned (before the interpolation), exported
+    to CTranslate2 float16 as ``onsei finetune`` exports: the model's config and weights
+    from ``checkpoint``, the processor files from ``exp/hf``."""
+    from onsei.whisper.convert import export_ct2
+
+    hf = WORK / f"{exp.name}_not_interpolated_hf"
+    shutil.rmtree(hf, ignore_errors=True)
+    shutil.copytree(exp / "hf", hf)
+    for name in ("config.json", "generation_config.json", "model.safetensors"):
+        shutil.copy(checkpoint / name, hf / name)
+    return export_ct2(hf, WORK / f"{exp.name}_not_interpolated_ct2", "float16")
 
 
 def measure(model: str, reuse: bool) -> dict:
@@ -146,6 +169,11 @@ def measure(model: str, reuse: bool) -> dict:
     tuning = finetune(model, reuse)
     print(f"== {model}: fine-tuned", flush=True)
     tuned = evaluate(tuning["exp"], f"{model}_finetuned")
+    alone = None
+    if tuning["interpolation"] != 1.0:
+        print(f"== {model}: fine-tuned, not interpolated", flush=True)
+        weights = not_interpolated(Path(tuning["exp"]), Path(tuning["best_checkpoint"]))
+        alone = evaluate(str(weights), f"{model}_finetuned_not_interpolated")
     print(f"== {model}: transformers generate() on the fine-tuned weights", flush=True)
     peer = transformers_peer(Path(tuning["exp"]) / "hf", an4_training.DATA / "test.jsonl")
     return {
@@ -155,6 +183,7 @@ def measure(model: str, reuse: bool) -> dict:
         "zero_shot": zero_shot,
         "finetune": tuning,
         "finetuned": tuned,
+        "finetuned_not_interpolated": alone,
         "transformers": peer,
     }
 
@@ -173,12 +202,22 @@ def section() -> str:
         "this also changes the word count); clips scored `whisper`.",
         "- Fine-tuning: `onsei finetune` (transformers Seq2SeqTrainer, decoder only with the "
         "encoder's outputs cached once, linear decay after warm-up, best dev epoch kept, "
-        "exported to CTranslate2 float16); one run per model. Targets: fine-tuned tiny.en at or "
+        "exported to CTranslate2 float16); one run per model. Then WiSE-FT (`--interpolation "
+        "auto`): the saved weights are (1 - a) zero-shot + a fine-tuned, with a the smallest of "
+        "0.5 ... 0.9 whose AN4 dev WER is within half a point of the fine-tuned model's; the "
+        "fine-tuned weights before it are scored too. Targets: fine-tuned tiny.en at or "
         "below 2.0% plain WER on AN4 test; clips no more than 1 point worse than zero-shot.\n",
     ]
     rows = []
     for model, r in results.items():
-        for name, figures in (("zero-shot", r["zero_shot"]), ("fine-tuned", r["finetuned"])):
+        weights = [("zero-shot", r["zero_shot"])]
+        if r.get("finetuned_not_interpolated"):
+            weights.append(("fine-tuned", r["finetuned_not_interpolated"]))
+            a = r["finetune"]["interpolation"]
+            weights.append((f"fine-tuned, interpolated (a = {a:g})", r["finetuned"]))
+        else:
+            weights.append(("fine-tuned", r["finetuned"]))
+        for name, figures in weights:
             rows.append(
                 [
                     model,
@@ -204,10 +243,18 @@ def section() -> str:
         "Date",
     ]
     lines.append(common.markdown_table(headers, rows))
+    for model, r in results.items():
+        dev = r["finetune"].get("interpolation_dev_wers_hf")
+        if dev and len(dev) > 1:
+            tried = ", ".join(
+                f"a = {float(a):g}: {common.fmt_pct(w)}"
+                for a, w in sorted(dev.items(), key=lambda item: float(item[0]))
+            )
+            lines.append(f"\n{model}, AN4 dev WER (transformers generate, plain) by a: {tried}.")
     lines.append(
-        "\nThe fine-tuned weights decoded by transformers' `generate()` (float32, beam 5, batch "
-        "16, no timestamps) against onsei's engine (CTranslate2 int8, beam 5; its time "
-        "includes the command's start-up and model load):\n"
+        "\nThe saved (interpolated) weights decoded by transformers' `generate()` (float32, "
+        "beam 5, batch 16, no timestamps) against onsei's engine (CTranslate2 int8, beam 5; "
+        "its time includes the command's start-up and model load):\n"
     )
     rows = []
     for model, r in results.items():

@@ -43,12 +43,21 @@ def test_finetune_learns_the_domain_and_runs_everywhere(an4_small, tmp_path, cap
         "--batch_size",
         "2",
     ]
-    code = main(["finetune", "--model", "tiny.en", *arguments, *options, "--freeze_encoder"])
+    options += ["--interpolation", "auto", "--freeze_encoder"]
+    code = main(["finetune", "--model", "tiny.en", *arguments, *options])
     assert code == 0
     out = capsys.readouterr().out
     assert "eval WER (plain):" in out and f"--model {exp}" in out
     results = json.loads((exp / "results.json").read_text())
     assert results["best_wer"] < results["zero_shot_wer"], results
+    # auto: the smallest weight tried whose eval WER is within half a point of the fine-tuned
+    chosen, wers = results["interpolation"], results["interpolation_wers"]
+    assert wers["1.0"] == results["best_wer"]
+    assert wers[str(chosen)] <= results["best_wer"] + 0.005, results
+    tried = sorted(float(w) for w in wers)
+    assert tried[-1] == 1.0 and all(
+        wers[str(w)] > wers["1.0"] + 0.005 for w in tried[:-1] if w < chosen
+    ), results
     evaluations = [r for r in _log(exp) if "eval_wer" in r]
     assert [r["epoch"] for r in evaluations] == [0, 1.0, 2.0, 3.0]
     for folder in ("hf", "ct2"):
@@ -92,6 +101,57 @@ def test_finetune_resumes_from_the_last_complete_checkpoint(an4_small, tmp_path,
     changed = [a if a != str(two) else str(other) for a in common]
     assert main([*changed, "--epochs", "3", "--resume"]) == 2
     assert "--resume: train differs" in capsys.readouterr().err
+
+
+def test_interpolated_weights_lie_between_the_zero_shot_and_fine_tuned_ones():
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    from onsei.whisper.finetune import interpolate_weights
+
+    config = WhisperConfig(
+        vocab_size=64,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+        d_model=8,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=16,
+        decoder_ffn_dim=16,
+        max_source_positions=10,
+        max_target_positions=10,
+        num_mel_bins=4,
+    )
+    torch.manual_seed(0)
+    zero_shot = WhisperForConditionalGeneration(config).state_dict()
+    fine_tuned = WhisperForConditionalGeneration(config).state_dict()
+    model = WhisperForConditionalGeneration(config)
+    interpolate_weights(model, zero_shot, fine_tuned, 0.7)
+    for name, tensor in model.state_dict().items():
+        expected = 0.3 * zero_shot[name] + 0.7 * fine_tuned[name]
+        assert torch.allclose(tensor, expected, atol=1e-6), name
+    interpolate_weights(model, zero_shot, fine_tuned, 1.0)
+    assert all(torch.equal(t, fine_tuned[n]) for n, t in model.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--interpolation", "auto"], "--interpolation auto chooses on the eval set: give --eval"),
+        (["--interpolation", "1.5"], "interpolation: expected auto or a weight in (0, 1], got 1.5"),
+    ],
+)
+def test_finetune_bad_interpolation_is_one_line(tmp_path, capsys, option, message):
+    audio = shared("an4/test/fcaw/an406-fcaw-b.flac")
+    row = {"id": "a", "audio": str(audio), "duration": 4.0, "text": "RUBOUT G M E F THREE NINE"}
+    train = _manifest(tmp_path / "train.jsonl", [row])
+    arguments = ["finetune", "--train", str(train), "--exp", str(tmp_path / "exp"), *option]
+    assert main(arguments) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1, error
 
 
 def test_collator_masks_label_padding_and_drops_the_start_token():

@@ -461,6 +461,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight type of the CTranslate2 export (default float16)",
     )
     ft.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ft.add_argument(
+        "--interpolation",
+        type=_interpolation_weight,
+        default=1.0,
+        help="save (1 - A) * starting + A * fine-tuned weights (WiSE-FT: less forgetting of "
+        "general speech); auto: the smallest A of 0.5 ... 0.9 within --interpolation_tolerance "
+        "of the fine-tuned eval WER",
+    )
+    ft.add_argument(
+        "--interpolation_tolerance",
+        type=float,
+        default=0.005,
+        help="--interpolation auto: eval WER that may be given up (0.005 = half a point)",
+    )
 
     lm = commands.add_parser("lm", help="n-gram language models for decoding (ARPA)")
     lm_commands = lm.add_subparsers(dest="lm_command", metavar="{train,perplexity}", required=True)
@@ -1062,6 +1076,16 @@ def _run_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interpolation_weight(text: str) -> float | None:
+    """``--interpolation``: a weight, or auto (None: chosen on the eval set)."""
+    if text == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number, got {text!r}") from None
+
+
 def _run_finetune(args: argparse.Namespace) -> int:
     from onsei.whisper.finetune import FinetuneOptions, finetune
 
@@ -1083,11 +1107,17 @@ def _run_finetune(args: argparse.Namespace) -> int:
         seed=args.seed,
         quantization=args.quantization,
         device=args.device,
+        interpolation=args.interpolation,
+        interpolation_tolerance=args.interpolation_tolerance,
     )
     result = finetune(options, args.exp, resume=args.resume)
     if result.best_wer is not None:
         before = "" if result.zero_shot_wer is None else f"{100 * result.zero_shot_wer:.2f}% -> "
         print(f"eval WER ({args.normalizer}): {before}{100 * result.best_wer:.2f}% (best epoch)")
+    if result.interpolation != 1.0:
+        wer = result.interpolation_wers.get(str(result.interpolation))
+        scored = "" if wer is None else f": eval WER {100 * wer:.2f}%"
+        print(f"saved weights: {result.interpolation:g} fine-tuned + the rest zero-shot{scored}")
     print(
         f"{args.exp}: {result.epochs:g} epochs in {result.train_minutes} min; "
         f"use it with --model {args.exp}"

@@ -9,9 +9,16 @@ The experiment directory holds::
                         once (float16), so that each step runs the decoder only
     checkpoints/        Trainer checkpoints (model, optimizer, scheduler, RNG), for --resume
     log.jsonl           one line per Trainer log: loss, learning rate, eval WER/CER, ...
-    hf/                 the best model by eval WER, with its processor (transformers)
+    hf/                 the best model by eval WER, with its processor (transformers), after
+                        the interpolation with the starting weights, if asked for
     ct2/                the same model for CTranslate2: ``--model EXP`` loads it
-    results.json        WER before (zero-shot) and after, epochs, minutes
+    results.json        WER before (zero-shot) and after, the interpolation, epochs, minutes
+
+Interpolation (WiSE-FT, Wortsman et al. 2022, "Robust fine-tuning of zero-shot models"): the
+saved weights are ``(1 - a) * zero-shot + a * fine-tuned``. Fine-tuning on a narrow domain makes
+Whisper forget some general speech; ``a`` below 1 gives back much of the general accuracy for a
+little of the in-domain gain. ``--interpolation auto`` takes the smallest ``a`` of
+INTERPOLATION_GRID whose eval WER is within ``interpolation_tolerance`` of the fine-tuned model's.
 
 Labels are the manifest's text as given, after a space (Whisper's transcripts start with one),
 between Whisper's prefix tokens (start of transcript, language and task for multilingual
@@ -50,6 +57,9 @@ CACHE_DIR, OPTIONS_FILE, LOG_FILE, RESULTS_FILE = (
     "log.jsonl",
     "results.json",
 )
+INTERPOLATION_GRID = (0.5, 0.6, 0.7, 0.8, 0.9)
+"""The mixing weights ``--interpolation auto`` tries, smallest first (1.0 is the fine-tuned
+model, already evaluated)."""
 _CHECKPOINT_DONE = "trainer_state.json"
 """Written last into a Trainer checkpoint: a checkpoint without it is incomplete."""
 
@@ -85,6 +95,11 @@ class FinetuneOptions:
     quantization: str | None = None
     """Weight type of the CTranslate2 export (default: float16, as the bundled models)."""
     device: str = "auto"
+    interpolation: float | None = 1.0
+    """Weight of the fine-tuned weights against the starting ones in the saved model (WiSE-FT):
+    1.0 keeps the fine-tuned model; None chooses it on the eval set (``--interpolation auto``)."""
+    interpolation_tolerance: float = 0.005
+    """``--interpolation auto``: how much eval WER (0.005: half a point) may be given up."""
 
     def validate(self) -> None:
         if self.epochs <= 0 or self.learning_rate <= 0:
@@ -94,6 +109,15 @@ class FinetuneOptions:
         if self.task not in ("transcribe", "translate"):
             raise OptionError(f"task: expected transcribe or translate, got {self.task!r}")
         get_normalizer(self.normalizer)
+        if self.interpolation is None:
+            if self.eval is None:
+                raise OptionError("--interpolation auto chooses on the eval set: give --eval")
+        elif not 0.0 < self.interpolation <= 1.0:
+            raise OptionError(
+                f"interpolation: expected auto or a weight in (0, 1], got {self.interpolation}"
+            )
+        if self.interpolation_tolerance < 0:
+            raise OptionError("interpolation_tolerance must not be negative")
 
 
 @dataclass
@@ -102,6 +126,10 @@ class FinetuneResult:
     zero_shot_wer: float | None
     best_wer: float | None
     best_checkpoint: str | None
+    interpolation: float
+    """Weight of the fine-tuned weights in the saved model (1.0: not interpolated)."""
+    interpolation_wers: dict[str, float]
+    """Eval WER of each weight tried (keys "0.7", ...; "1.0" is the fine-tuned model)."""
     epochs: float
     train_minutes: float
     ct2_dir: str
@@ -444,6 +472,14 @@ def _run(options, exp, train_set, eval_set, checkpoint):
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     minutes = (time.perf_counter() - started) / 60
+    interpolation, interpolation_wers = 1.0, {}
+    if trainer.state.best_metric is not None:
+        interpolation_wers[str(1.0)] = trainer.state.best_metric
+    if options.interpolation != 1.0:
+        zero_shot = WhisperForConditionalGeneration.from_pretrained(source).state_dict()
+        interpolation = _interpolate(
+            trainer, zero_shot, options, interpolation_wers, eval_data is not None
+        )
     best_dir = exp / HF_DIR
     trainer.model.config.use_cache = True  # for generate() of whoever loads it
     trainer.save_model(str(best_dir))
@@ -457,12 +493,54 @@ def _run(options, exp, train_set, eval_set, checkpoint):
         zero_shot_wer=next((r["eval_wer"] for r in evaluations if r.get("step") == 0), None),
         best_wer=trainer.state.best_metric,
         best_checkpoint=trainer.state.best_model_checkpoint,
+        interpolation=interpolation,
+        interpolation_wers=interpolation_wers,
         epochs=float(trainer.state.epoch or 0.0),
         train_minutes=round(minutes, 1),
         ct2_dir=str(ct2),
     )
     atomic_write_text(exp / RESULTS_FILE, json.dumps(dataclasses.asdict(result), indent=1) + "\n")
     return result
+
+
+def interpolate_weights(model, zero_shot: dict, fine_tuned: dict, weight: float) -> None:
+    """Load ``(1 - weight) * zero_shot + weight * fine_tuned`` (state dicts of the same
+    architecture) into ``model``; integer buffers are taken from ``fine_tuned``."""
+    import torch
+
+    mixed = {
+        name: torch.lerp(zero_shot[name].to(tensor), tensor, weight)
+        if tensor.is_floating_point()
+        else tensor
+        for name, tensor in fine_tuned.items()
+    }
+    model.load_state_dict(mixed)
+
+
+def _interpolate(trainer, zero_shot: dict, options, wers: dict[str, float], scored: bool):
+    """Interpolate the trainer's (best) model with the zero-shot weights, as
+    ``options.interpolation`` says; each weight evaluated goes into ``wers``. Returns the
+    weight kept."""
+    fine_tuned = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+    def evaluated(weight: float) -> float | None:
+        interpolate_weights(trainer.model, zero_shot, fine_tuned, weight)
+        if not scored:
+            return None
+        prefix = f"interpolation_{weight}"
+        wers[str(weight)] = wer = trainer.evaluate(metric_key_prefix=prefix)[f"{prefix}_wer"]
+        return wer
+
+    if options.interpolation is not None:
+        evaluated(options.interpolation)
+        return options.interpolation
+    limit = wers[str(1.0)] + options.interpolation_tolerance
+    for weight in INTERPOLATION_GRID:
+        wer = evaluated(weight)
+        if wer is not None and wer <= limit:
+            return weight
+    interpolate_weights(trainer.model, zero_shot, fine_tuned, 1.0)
+    return 1.0
 
 
 class _JsonlLog(TrainerCallback):
