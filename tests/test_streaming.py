@@ -459,3 +459,36 @@ def test_a_short_window_decodes_like_the_full_one(tiny_en, jfk_flac):
     assert words_of("".join(w.word for w in words)) == words_of(window.text)
     prompted = tiny_en.transcribe_window(audio[: 4 * SR], language="en", prompt="Speech by JFK.")
     assert "fellow" in words_of(prompted.text)
+
+
+@pytest.mark.slow
+def test_a_looping_greedy_window_is_cut_short_and_decoded_again_with_beam_search(
+    tiny_en, jfk_flac, monkeypatch
+):
+    from types import SimpleNamespace
+
+    from onsei.audio import load_audio
+
+    audio = load_audio(jfk_flac)[: 4 * SR]
+    engine = tiny_en.model.model
+    calls = []
+
+    class LoopingWhenGreedy:
+        """The engine, except that greedy search repeats one token up to the length cap."""
+
+        def __getattr__(self, name):
+            return getattr(engine, name)
+
+        def generate(self, features, prompts, *, beam_size, max_length, **options):
+            calls.append((beam_size, max_length - len(prompts[0])))
+            if beam_size > 1:
+                return engine.generate(
+                    features, prompts, beam_size=beam_size, max_length=max_length, **options
+                )
+            loop = [11] * (max_length - len(prompts[0]))
+            return [SimpleNamespace(sequences_ids=[loop], scores=[-0.1], no_speech_prob=0.0)]
+
+    monkeypatch.setattr(tiny_en.model, "model", LoopingWhenGreedy())
+    window = tiny_en.transcribe_window(audio, language="en", prompt=None)
+    assert calls == [(1, 8 * 4 + 10), (5, 8 * 4 + 10)]  # 8 tokens a second and 10 more
+    assert "fellow" in words_of(window.text)

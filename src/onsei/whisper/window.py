@@ -5,15 +5,17 @@ Whisper pads every window to 30 s, and on a CPU the encoder is most of a decodin
 windows, at a cost that falls with their length (0.05 s for 10 s), so a streaming buffer of a
 few seconds is encoded in a shorter window (whisper.cpp's ``audio_ctx``): its own length
 with a second of silence after it, and at least 20 s (shorter windows lose words).
-Decoding then follows faster-whisper's steps for one window: the prompt, greedy
-or beam search without timestamp tokens, and word times from the cross-attention alignment
-(faster-whisper's own ``add_word_timestamps``; faster-whisper is pinned, these are its
+Decoding then follows faster-whisper's steps for one window: the prompt, greedy or beam
+search without timestamp tokens (at most ``TOKENS_PER_SECOND`` per second of audio; a greedy
+decoding that loops is done again with beam search), and word times from the cross-attention
+alignment (faster-whisper's own ``add_word_timestamps``; faster-whisper is pinned, these are its
 internals).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +31,12 @@ MIN_WINDOW_FRAMES = 2000
 lose words (12% WER with 12 s, 5% with 15 or 20 s, 9% with Whisper's 30 s)."""
 STEP_FRAMES = 200
 """Window lengths are multiples of 2 s (fewer distinct shapes for the engine)."""
+TOKENS_PER_SECOND, EXTRA_TOKENS = 8, 10
+"""A window's text is at most this many tokens per second of audio, plus a few (fast English
+speech is about 5 per second; spelled letters 3 to 4): a decoding that goes on longer is
+looping, and is cut there rather than at Whisper's 448 tokens."""
+LOOP_BEAM_SIZE = 5
+"""A greedy decoding that loops is decoded again with beam search of this width."""
 
 
 def window_frames(audio_frames: int) -> int:
@@ -70,19 +78,29 @@ def transcribe_window(
     )
     previous = tokenizer.encode(" " + prompt.strip()) if prompt and prompt.strip() else []
     start = model.get_prompt(tokenizer, previous, without_timestamps=True)
-    result = model.model.generate(
-        encoder_output,
-        [start],
-        beam_size=beam_size,
-        max_length=model.max_length,
-        return_scores=True,
-        return_no_speech_prob=True,
-        suppress_blank=True,
-        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
-    )[0]
-    tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
-    text = tokenizer.decode(tokens)
     duration = len(audio) / SAMPLE_RATE
+    most = math.ceil(TOKENS_PER_SECOND * duration) + EXTRA_TOKENS
+
+    def decoded(beams: int) -> tuple[Any, list[int], str]:
+        result = model.model.generate(
+            encoder_output,
+            [start],
+            beam_size=beams,
+            max_length=min(model.max_length, len(start) + most),  # (the prompt counts)
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        return result, tokens, tokenizer.decode(tokens)
+
+    result, tokens, text = decoded(beam_size)
+    looping = len(tokens) >= most - 1 or (
+        bool(text) and get_compression_ratio(text) > DecodingOptions.compression_ratio_threshold
+    )
+    if looping and beam_size < LOOP_BEAM_SIZE:
+        result, tokens, text = decoded(LOOP_BEAM_SIZE)
     segment = {"seek": 0, "start": 0.0, "end": duration, "tokens": tokens}
     if tokens:
         model.add_word_timestamps(
