@@ -279,6 +279,7 @@ def section() -> str:
         f"utterances joined with {GAP_SECONDS} s pauses instead of the clips; its offline WER "
         "is greedy decoding of the same file (`transcribe`, cut at pauses)."
     )
+    lines += [f"\nNote ({name}): {r['note']}" for name, r in results.items() if r.get("note")]
     return "\n".join(lines)
 
 
