@@ -477,9 +477,7 @@ def _run(options, exp, train_set, eval_set, checkpoint):
         interpolation_wers[str(1.0)] = trainer.state.best_metric
     if options.interpolation != 1.0:
         zero_shot = WhisperForConditionalGeneration.from_pretrained(source).state_dict()
-        interpolation = _interpolate(
-            trainer, zero_shot, options, interpolation_wers, eval_data is not None
-        )
+        interpolation = _interpolate(trainer, zero_shot, options, interpolation_wers)
     best_dir = exp / HF_DIR
     trainer.model.config.use_cache = True  # for generate() of whoever loads it
     trainer.save_model(str(best_dir))
@@ -517,11 +515,12 @@ def interpolate_weights(model, zero_shot: dict, fine_tuned: dict, weight: float)
     model.load_state_dict(mixed)
 
 
-def _interpolate(trainer, zero_shot: dict, options, wers: dict[str, float], scored: bool):
+def _interpolate(trainer, zero_shot: dict, options, wers: dict[str, float]) -> float:
     """Interpolate the trainer's (best) model with the zero-shot weights, as
-    ``options.interpolation`` says; each weight evaluated goes into ``wers``. Returns the
-    weight kept."""
+    ``options.interpolation`` says; each weight evaluated (when the trainer has an eval set)
+    goes into ``wers``. Returns the weight kept."""
     fine_tuned = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    scored = trainer.eval_dataset is not None
 
     def evaluated(weight: float) -> float | None:
         interpolate_weights(trainer.model, zero_shot, fine_tuned, weight)

@@ -80,6 +80,7 @@ def transcribe_window(
     start = model.get_prompt(tokenizer, previous, without_timestamps=True)
     duration = len(audio) / SAMPLE_RATE
     most = math.ceil(TOKENS_PER_SECOND * duration) + EXTRA_TOKENS
+    suppressed = get_suppressed_tokens(tokenizer, [-1])
 
     def decoded(beams: int) -> tuple[Any, list[int], str]:
         result = model.model.generate(
@@ -90,7 +91,7 @@ def transcribe_window(
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
-            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            suppress_tokens=suppressed,
         )[0]
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         return result, tokens, tokenizer.decode(tokens)
