@@ -10,7 +10,8 @@ throughput  Train each recipe for a few epochs twice, side by side: one process 
             thread per process); speed is seconds of (speed-perturbed) training audio per
             wall-clock second, median over the epochs after the first.
 ddp         The recipe for a fixed number of epochs (no time budget), in one process and under
-            ``torchrun --nproc_per_node 2``, one after the other: the same quality?
+            ``torchrun --nproc_per_node 2``, one after the other: the same quality? ``--add``
+            adds runs (of ``--modes``) to the saved ones: the spread from run to run.
 
 Figures of each family are kept in benchmarks/figures/an4_training/{accuracy,ddp,throughput}/F.json,
 so the hours of training can be split over several sittings; the RESULTS.md section is rebuilt
@@ -20,6 +21,7 @@ Usage:
     .venv/bin/python benchmarks/an4_training.py accuracy [--families blstm_ctc las ...] [--again]
     .venv/bin/python benchmarks/an4_training.py throughput [--families ...] [--epochs 3]
     .venv/bin/python benchmarks/an4_training.py ddp --families conformer_ctc [--epochs 30]
+        [--modes single torchrun2] [--add]
 """
 
 from __future__ import annotations
@@ -167,19 +169,30 @@ def fixed_epochs_recipe(family: str, epochs: int, folder: Path) -> Path:
     return recipe
 
 
-def measure_ddp(family: str, epochs: int) -> dict:
+DDP_MODES = ("single", "torchrun2")
+
+
+def ddp_runs(result: dict, mode: str) -> list[dict]:
+    """The runs of ``mode`` in a ``ddp`` result (older results hold one run per mode)."""
+    return result.get(f"{mode}_runs") or [result[mode]]
+
+
+def measure_ddp(family: str, epochs: int, modes: list[str], earlier: dict | None) -> dict:
     """The same recipe, ``epochs`` epochs without a time budget, in one process and under
-    torchrun with 2: the same updates, so the same quality is expected (and the speeds)."""
+    torchrun with 2: the same updates, so the same quality is expected (and the speeds).
+    With an ``earlier`` result of the same epochs, the new runs join its runs (for the
+    run-to-run spread); otherwise they replace it."""
     recipe = fixed_epochs_recipe(family, epochs, WORK / "ddp")
-    single = measure_accuracy(family, False, recipe, f"{family}_{epochs}ep_single")
-    torchrun = measure_accuracy(family, True, recipe, f"{family}_{epochs}ep_torchrun2")
-    return {
-        "family": family,
-        "date": common.today(),
-        "epochs": epochs,
-        "single": single,
-        "torchrun2": torchrun,
-    }
+    if earlier is not None and earlier["epochs"] != epochs:
+        earlier = None
+    result = {"family": family, "date": common.today(), "epochs": epochs}
+    for mode in DDP_MODES:
+        runs = ddp_runs(earlier, mode) if earlier is not None else []
+        if mode in modes:
+            name = f"{family}_{epochs}ep_{mode}" + (f"_{len(runs) + 1}" if runs else "")
+            runs = [*runs, measure_accuracy(family, mode != "single", recipe, name)]
+        result[f"{mode}_runs"] = runs
+    return result
 
 
 def measure_throughput(family: str, epochs: int) -> dict:
@@ -281,9 +294,8 @@ def section() -> str:
             "first of a short run of each recipe (`throughput` mode). On this 2-core machine "
             "the one process already uses both cores (2 torch threads), so DDP's gain is the "
             "gain of data parallelism over intra-op threading, less gradient all-reduce. "
-            "These torchrun figures were measured when each process trained on whole batches "
-            "of the recipe's size, before `max_batch_seconds` became the batch of one update "
-            "(each process now computes half of it); not re-measured yet.\n"
+            "Under torchrun each process computes half of every batch (`max_batch_seconds` is "
+            "the batch of one update), so both columns make the same updates.\n"
         )
         rows = [
             [
@@ -292,40 +304,36 @@ def section() -> str:
                 f"{r['torchrun2']:.0f}",
                 # figures rebuilt from an older RESULTS.md keep its unrounded ratio
                 f"{r.get('ratio', r['torchrun2'] / r['single']):.2f}x",
-                r["date"],
+                f"{r['date']} ({r['commit']})" if r.get("commit") else r["date"],
             ]
             for f, r in throughput.items()
         ]
-        headers = ["Family", "1 process", "torchrun, 2 processes", "Ratio", "Date"]
+        headers = ["Family", "1 process", "torchrun, 2 processes", "Ratio", "Date (commit)"]
         lines.append(common.markdown_table(headers, rows))
     if ddp:
         lines.append(
             "\n### Quality under torchrun: the same recipe in one process and in two\n\n"
             "`ddp` mode: the recipe with a fixed number of epochs and no time budget, trained "
-            "once in one process and once under `torchrun --nproc_per_node 2` (each process "
-            "computes half of every batch, so the updates are those of one process), on the "
-            "same machine one after the other, both decoded greedily on AN4 test.\n"
+            "in one process and under `torchrun --nproc_per_node 2` (each process computes "
+            "half of every batch, so the updates are those of one process), on the same "
+            "machine, all decoded greedily on AN4 test; a cell lists every run (`--add` "
+            "adds runs, for the run-to-run spread).\n"
         )
         rows = []
         for f, r in ddp.items():
-            if "single" not in r:  # an older run, against the 55-minute one-process run
+            if "single" not in r and "single_runs" not in r:  # against the 55-minute run
                 continue
-            one, two = r["single"], r["torchrun2"]
-
-            def pair(key: str, bold: str = "") -> str:
-                a, b = common.fmt_pct(one[key]), common.fmt_pct(two[key])  # noqa: B023
-                return f"{bold}{a}{bold} / {bold}{b}{bold}"
-
+            one, two = ddp_runs(r, "single"), ddp_runs(r, "torchrun2")
             rows.append(
                 [
                     LABELS[f],
                     r["epochs"],
-                    pair("test_wer", "**"),
-                    pair("test_cer"),
-                    pair("best_dev_wer"),
-                    f"{one['train_minutes']} / {two['train_minutes']}",
-                    f"{one['audio_per_s']:.0f} / {two['audio_per_s']:.0f}",
-                    f"{r['date']} ({one['commit']})",
+                    _runs_cell(one, two, "test_wer", bold=True),
+                    _runs_cell(one, two, "test_cer"),
+                    _runs_cell(one, two, "best_dev_wer"),
+                    _runs_cell(one, two, "train_minutes", str),
+                    _runs_cell(one, two, "audio_per_s", lambda x: f"{x:.0f}"),
+                    f"{r['date']} ({', '.join(sorted({x['commit'] for x in one + two}))})",
                 ]
             )
         headers = [
@@ -350,6 +358,14 @@ def section() -> str:
     return "\n".join(lines)
 
 
+def _runs_cell(
+    one: list[dict], two: list[dict], key: str, form=common.fmt_pct, bold: bool = False
+) -> str:
+    """``key`` of every one-process run, then of every torchrun run: ``a, b / c``."""
+    mark = "**" if bold else ""
+    return " / ".join(", ".join(f"{mark}{form(x[key])}{mark}" for x in side) for side in (one, two))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("part", choices=("accuracy", "ddp", "throughput", "report"))
@@ -358,16 +374,23 @@ def main() -> None:
     parser.add_argument(
         "--epochs", type=int, default=None, help="epochs per run (throughput: 3, ddp: 30)"
     )
+    parser.add_argument(
+        "--modes", nargs="+", choices=DDP_MODES, default=list(DDP_MODES), help="ddp: which runs"
+    )
+    parser.add_argument(
+        "--add", action="store_true", help="ddp: add the runs to those measured before"
+    )
     args = parser.parse_args()
     prepare_data()
     if args.part != "report":
         done = load_results(args.part)
         for family in args.families:
-            if family in done and not args.again:
+            if family in done and not (args.again or args.add):
                 print(f"== {family}: measured on {done[family]['date']} (--again to redo)")
                 continue
             if args.part == "ddp":
-                result = measure_ddp(family, args.epochs or 30)
+                earlier = done.get(family) if args.add else None
+                result = measure_ddp(family, args.epochs or 30, args.modes, earlier)
             elif args.part == "accuracy":
                 result = measure_accuracy(family)
             else:
