@@ -177,6 +177,11 @@ def ddp_runs(result: dict, mode: str) -> list[dict]:
     return result.get(f"{mode}_runs") or [result[mode]]
 
 
+def _is_pair(result: dict) -> bool:
+    """Whether a ``ddp`` result holds runs of both modes (older ones: a torchrun run only)."""
+    return "single" in result or "single_runs" in result
+
+
 def measure_ddp(family: str, epochs: int, modes: list[str], earlier: dict | None) -> dict:
     """The same recipe, ``epochs`` epochs without a time budget, in one process and under
     torchrun with 2: the same updates, so the same quality is expected (and the speeds).
@@ -295,7 +300,13 @@ def section() -> str:
             "the one process already uses both cores (2 torch threads), so DDP's gain is the "
             "gain of data parallelism over intra-op threading, less gradient all-reduce. "
             "Under torchrun each process computes half of every batch (`max_batch_seconds` is "
-            "the batch of one update), so both columns make the same updates.\n"
+            "the batch of one update), so both columns make the same updates"
+            + (
+                "; rows without a commit were measured before that, when each process trained "
+                "on whole batches of the recipe's size.\n"
+                if any("commit" not in r for r in throughput.values())
+                else ".\n"
+            )
         )
         rows = [
             [
@@ -321,7 +332,7 @@ def section() -> str:
         )
         rows = []
         for f, r in ddp.items():
-            if "single" not in r and "single_runs" not in r:  # against the 55-minute run
+            if not _is_pair(r):  # an older run, against the 55-minute one-process run
                 continue
             one, two = ddp_runs(r, "single"), ddp_runs(r, "torchrun2")
             rows.append(
@@ -348,7 +359,11 @@ def section() -> str:
         ]
         lines.append(common.markdown_table(headers, rows))
         for f, r in ddp.items():
-            if "single" not in r:
+            for mode, label in (("single", "one process"), ("torchrun2", "torchrun")):
+                for number, run in enumerate(ddp_runs(r, mode), 1) if _is_pair(r) else ():
+                    if run.get("note"):
+                        lines.append(f"- {LABELS[f]}, {label}, run {number}: {run['note']}")
+            if not _is_pair(r):
                 lines.append(
                     f"- Earlier, {LABELS[f]} under torchrun with the 55-minute recipe unchanged, "
                     f"before a batch became one update whatever the number of processes: "
