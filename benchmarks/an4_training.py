@@ -188,7 +188,7 @@ def measure_ddp(family: str, epochs: int, modes: list[str], earlier: dict | None
     With an ``earlier`` result of the same epochs, the new runs join its runs (for the
     run-to-run spread); otherwise they replace it."""
     recipe = fixed_epochs_recipe(family, epochs, WORK / "ddp")
-    if earlier is not None and earlier["epochs"] != epochs:
+    if earlier is not None and not (_is_pair(earlier) and earlier.get("epochs") == epochs):
         earlier = None
     result = {"family": family, "date": common.today(), "epochs": epochs}
     for mode in DDP_MODES:
