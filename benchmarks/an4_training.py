@@ -11,7 +11,8 @@ throughput  Train each recipe for a few epochs twice, side by side: one process 
             wall-clock second, median over the epochs after the first.
 ddp         The recipe for a fixed number of epochs (no time budget), in one process and under
             ``torchrun --nproc_per_node 2``, one after the other: the same quality? ``--add``
-            adds runs (of ``--modes``) to the saved ones: the spread from run to run.
+            adds runs (of ``--modes``, with ``--seed``) to the saved ones: the spread over
+            seeds.
 
 Figures of each family are kept in benchmarks/figures/an4_training/{accuracy,ddp,throughput}/F.json,
 so the hours of training can be split over several sittings; the RESULTS.md section is rebuilt
@@ -21,7 +22,7 @@ Usage:
     .venv/bin/python benchmarks/an4_training.py accuracy [--families blstm_ctc las ...] [--again]
     .venv/bin/python benchmarks/an4_training.py throughput [--families ...] [--epochs 3]
     .venv/bin/python benchmarks/an4_training.py ddp --families conformer_ctc [--epochs 30]
-        [--modes single torchrun2] [--add]
+        [--modes single torchrun2] [--add] [--seed N]
 """
 
 from __future__ import annotations
@@ -155,15 +156,19 @@ def measure_accuracy(
     return result
 
 
-def fixed_epochs_recipe(family: str, epochs: int, folder: Path) -> Path:
-    """``family``'s recipe with ``epochs`` epochs and no time budget, written into ``folder``."""
+def fixed_epochs_recipe(family: str, epochs: int, folder: Path, seed: int | None = None) -> Path:
+    """``family``'s recipe with ``epochs`` epochs and no time budget (and ``train.seed``
+    ``seed`` if given), written into ``folder``."""
     recipe_text = (RECIPES / f"{family}.yaml").read_text(encoding="utf-8")
-    lines = [
-        f"  epochs: {epochs}" if line.startswith("  epochs:") else line
-        for line in recipe_text.splitlines()
-        if not line.startswith("  max_minutes:")
-    ]
-    recipe = folder / f"{family}_{epochs}_epochs.yaml"
+    lines = []
+    for line in recipe_text.splitlines():
+        if line.startswith(("  max_minutes:", "  seed:")):
+            continue
+        lines.append(f"  epochs: {epochs}" if line.startswith("  epochs:") else line)
+        if line == "train:" and seed is not None:
+            lines.append(f"  seed: {seed}")
+    suffix = f"_seed{seed}" if seed is not None else ""
+    recipe = folder / f"{family}_{epochs}_epochs{suffix}.yaml"
     recipe.parent.mkdir(parents=True, exist_ok=True)
     recipe.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return recipe
@@ -182,12 +187,14 @@ def _is_pair(result: dict) -> bool:
     return "single" in result or "single_runs" in result
 
 
-def measure_ddp(family: str, epochs: int, modes: list[str], earlier: dict | None) -> dict:
+def measure_ddp(
+    family: str, epochs: int, modes: list[str], earlier: dict | None, seed: int | None = None
+) -> dict:
     """The same recipe, ``epochs`` epochs without a time budget, in one process and under
     torchrun with 2: the same updates, so the same quality is expected (and the speeds).
     With an ``earlier`` result of the same epochs, the new runs join its runs (for the
-    run-to-run spread); otherwise they replace it."""
-    recipe = fixed_epochs_recipe(family, epochs, WORK / "ddp")
+    spread over seeds: ``seed``); otherwise they replace it."""
+    recipe = fixed_epochs_recipe(family, epochs, WORK / "ddp", seed)
     if earlier is not None and not (_is_pair(earlier) and earlier.get("epochs") == epochs):
         earlier = None
     result = {"family": family, "date": common.today(), "epochs": epochs}
@@ -195,7 +202,10 @@ def measure_ddp(family: str, epochs: int, modes: list[str], earlier: dict | None
         runs = ddp_runs(earlier, mode) if earlier is not None else []
         if mode in modes:
             name = f"{family}_{epochs}ep_{mode}" + (f"_{len(runs) + 1}" if runs else "")
-            runs = [*runs, measure_accuracy(family, mode != "single", recipe, name)]
+            run = measure_accuracy(family, mode != "single", recipe, name)
+            if seed is not None:
+                run["note"] = f"train.seed {seed}"
+            runs = [*runs, run]
         result[f"{mode}_runs"] = runs
     return result
 
@@ -247,8 +257,10 @@ def section() -> str:
         "Targets: best family at or below 10% WER, every family below 20%. Anchor: ESPnet's AN4 "
         "Transformer, 7.4% WER / 3.6% CER with joint CTC/attention beam search (beam 10) and an "
         "LM, 200 GPU epochs.",
-        "- One training run per family (an hour each), not a median: figures of a rerun differ "
-        "by the run-to-run spread of training (seeds are fixed, but thread timing is not).",
+        "- One training run per family (an hour each), not a median. Training in one process "
+        "is deterministic here (a rerun of the ddp mode's 30 epochs gave every dev loss "
+        "again), but a rerun of a 55-minute budget may stop at another epoch, and another "
+        "`train.seed` gives other figures.",
         "- Each row was measured by `.venv/bin/python benchmarks/an4_training.py accuracy "
         "--families <family>`; the command above only rebuilt this section from the saved "
         "figures.\n",
@@ -328,7 +340,7 @@ def section() -> str:
             "in one process and under `torchrun --nproc_per_node 2` (each process computes "
             "half of every batch, so the updates are those of one process), on the same "
             "machine, all decoded greedily on AN4 test; a cell lists every run (`--add` "
-            "adds runs, for the run-to-run spread).\n"
+            "adds runs, `--seed` sets `train.seed`: the spread over seeds).\n"
         )
         rows = []
         for f, r in ddp.items():
@@ -395,6 +407,7 @@ def main() -> None:
     parser.add_argument(
         "--add", action="store_true", help="ddp: add the runs to those measured before"
     )
+    parser.add_argument("--seed", type=int, default=None, help="ddp: the recipe's train.seed")
     args = parser.parse_args()
     prepare_data()
     if args.part != "report":
@@ -405,7 +418,7 @@ def main() -> None:
                 continue
             if args.part == "ddp":
                 earlier = done.get(family) if args.add else None
-                result = measure_ddp(family, args.epochs or 30, args.modes, earlier)
+                result = measure_ddp(family, args.epochs or 30, args.modes, earlier, args.seed)
             elif args.part == "accuracy":
                 result = measure_accuracy(family)
             else:
