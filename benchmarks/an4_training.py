@@ -312,7 +312,9 @@ def section() -> str:
             "the one process already uses both cores (2 torch threads), so DDP's gain is the "
             "gain of data parallelism over intra-op threading, less gradient all-reduce. "
             "Under torchrun each process computes half of every batch (`max_batch_seconds` is "
-            "the batch of one update), so both columns make the same updates"
+            "the batch of one update), so both columns make the same updates. The machine's "
+            "speed changes from day to day (Conformer-CTC: 81 audio s/s in one process on "
+            "2026-11-24, 33 on 2026-12-02): compare the columns of a row, not rows"
             + (
                 "; rows without a commit were measured before that, when each process trained "
                 "on whole batches of the recipe's size.\n"
