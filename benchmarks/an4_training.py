@@ -177,16 +177,6 @@ def fixed_epochs_recipe(family: str, epochs: int, folder: Path, seed: int | None
 DDP_MODES = ("single", "torchrun2")
 
 
-def ddp_runs(result: dict, mode: str) -> list[dict]:
-    """The runs of ``mode`` in a ``ddp`` result (older results hold one run per mode)."""
-    return result.get(f"{mode}_runs") or [result[mode]]
-
-
-def _is_pair(result: dict) -> bool:
-    """Whether a ``ddp`` result holds runs of both modes (older ones: a torchrun run only)."""
-    return "single" in result or "single_runs" in result
-
-
 def measure_ddp(
     family: str, epochs: int, modes: list[str], earlier: dict | None, seed: int | None = None
 ) -> dict:
@@ -195,11 +185,11 @@ def measure_ddp(
     With an ``earlier`` result of the same epochs, the new runs join its runs (for the
     spread over seeds: ``seed``); otherwise they replace it."""
     recipe = fixed_epochs_recipe(family, epochs, WORK / "ddp", seed)
-    if earlier is not None and not (_is_pair(earlier) and earlier.get("epochs") == epochs):
+    if earlier is not None and earlier["epochs"] != epochs:
         earlier = None
     result = {"family": family, "date": common.today(), "epochs": epochs}
     for mode in DDP_MODES:
-        runs = ddp_runs(earlier, mode) if earlier is not None else []
+        runs = earlier[f"{mode}_runs"] if earlier is not None else []
         if mode in modes:
             name = f"{family}_{epochs}ep_{mode}" + (f"_{len(runs) + 1}" if runs else "")
             run = measure_accuracy(family, mode != "single", recipe, name)
@@ -312,15 +302,15 @@ def section() -> str:
             "the one process already uses both cores (2 torch threads), so DDP's gain is the "
             "gain of data parallelism over intra-op threading, less gradient all-reduce. "
             "Under torchrun each process computes half of every batch (`max_batch_seconds` is "
-            "the batch of one update), so both columns make the same updates. The machine's "
-            "speed changes from day to day (Conformer-CTC: 81 audio s/s in one process on "
-            "2026-11-24, 33 on 2026-12-02): compare the columns of a row, not rows"
+            "the batch of one update), so both columns make the same updates"
             + (
                 "; rows without a commit were measured before that, when each process trained "
-                "on whole batches of the recipe's size.\n"
+                "on whole batches of the recipe's size"
                 if any("commit" not in r for r in throughput.values())
-                else ".\n"
+                else ""
             )
+            + ". The machine's speed changes from day to day: compare the columns of a row, "
+            "not rows of different dates.\n"
         )
         rows = [
             [
@@ -346,9 +336,7 @@ def section() -> str:
         )
         rows = []
         for f, r in ddp.items():
-            if not _is_pair(r):  # an older run, against the 55-minute one-process run
-                continue
-            one, two = ddp_runs(r, "single"), ddp_runs(r, "torchrun2")
+            one, two = r["single_runs"], r["torchrun2_runs"]
             rows.append(
                 [
                     LABELS[f],
@@ -374,16 +362,9 @@ def section() -> str:
         lines.append(common.markdown_table(headers, rows))
         for f, r in ddp.items():
             for mode, label in (("single", "one process"), ("torchrun2", "torchrun")):
-                for number, run in enumerate(ddp_runs(r, mode), 1) if _is_pair(r) else ():
+                for number, run in enumerate(r[f"{mode}_runs"], 1):
                     if run.get("note"):
                         lines.append(f"- {LABELS[f]}, {label}, run {number}: {run['note']}")
-            if not _is_pair(r):
-                lines.append(
-                    f"- Earlier, {LABELS[f]} under torchrun with the 55-minute recipe unchanged, "
-                    f"before a batch became one update whatever the number of processes: "
-                    f"{common.fmt_pct(r['test_wer'])} test WER against "
-                    f"{common.fmt_pct(accuracy[f]['test_wer'])} in one process ({r['note']})"
-                )
     return "\n".join(lines)
 
 
