@@ -160,3 +160,50 @@ def test_batched_decoding_is_faster_whispers_pipeline(tiny_en, clips_joined):
         tiny_en.transcribe(audio, batch_size=0)
     with pytest.raises(OptionError, match="needs vad_filter on"):
         tiny_en.transcribe(audio, batch_size=4, vad_filter=False)
+
+
+def test_a_batched_chunk_fails_on_a_loop_short_text_or_an_early_end(tiny_en):
+    from types import SimpleNamespace
+
+    from faster_whisper.tokenizer import Tokenizer
+
+    from onsei.whisper.batched import chunk_fails
+
+    tokenizer = Tokenizer(tiny_en.model.hf_tokenizer, False)
+    options = SimpleNamespace(
+        no_speech_threshold=0.6, log_prob_threshold=-1.0, compression_ratio_threshold=2.4
+    )
+    speech = tokenizer.encode(" Erase C Q Q F seven. Go. Rub out N I M N one. Wood, Cindy.")
+    at = lambda seconds: tokenizer.timestamp_begin + round(seconds / 0.02)  # noqa: E731
+
+    def fails(tokens, seconds, avg_logprob=-0.2, no_speech_prob=0.1):
+        output = {"tokens": tokens, "avg_logprob": avg_logprob, "no_speech_prob": no_speech_prob}
+        return chunk_fails(output, tokenizer, options, seconds)
+
+    assert not fails(speech, 6.0)
+    assert fails(speech + tokenizer.encode(" F" * 60), 20.0)  # a loop: compression ratio
+    assert fails(speech, 6.0, avg_logprob=-1.4)  # unlikely text
+    assert not fails(speech, 6.0, avg_logprob=-1.4, no_speech_prob=0.9)  # silence
+    assert fails(tokenizer.encode(" 102762."), 29.0)  # far too short for its speech
+    assert not fails(tokenizer.encode(" Yes."), 1.0)  # short speech, short text
+    assert not fails([at(0.0), *speech, at(5.8)], 6.2)
+    assert fails([at(0.0), *speech, at(14.2)], 28.6)  # ended 14 s before its chunk
+
+
+@pytest.mark.slow
+def test_failed_batched_chunks_are_decoded_again_sequentially(tiny_en, clips_joined, monkeypatch):
+    import onsei.whisper.batched
+    from onsei.text.normalizers import normalize_whisper
+
+    audio, reference = clips_joined
+    monkeypatch.setattr(onsei.whisper.batched, "chunk_fails", lambda *args: True)
+    chunked = tiny_en.transcribe(audio, batch_size=8)
+    timed = tiny_en.transcribe(audio, batch_size=8, without_timestamps=False)
+    for transcript in (chunked, timed):
+        error = jiwer.wer(normalize_whisper(reference), normalize_whisper(transcript.text))
+        assert error < 0.15, error
+        starts = [s.start for s in transcript.segments]
+        assert starts == sorted(starts) and transcript.segments[-1].end <= len(audio) / 16000 + 0.5
+    # the sequential decodings' segments, with their own times, not one per chunk
+    assert len(timed.segments) > 2 * len(chunked.segments)
+    assert all(s.end - s.start < 20 for s in timed.segments)

@@ -97,10 +97,10 @@ class WhisperRecognizer:
         waveform = load_audio(audio)
         kwargs = decoding.engine_kwargs()
         if decoding.batch_size > 1:
-            from faster_whisper import BatchedInferencePipeline
+            from onsei.whisper.batched import FallbackBatchedPipeline
 
             del kwargs["clip_timestamps"]  # the VAD's chunks are the clips
-            pipeline = BatchedInferencePipeline(self.model)
+            pipeline = FallbackBatchedPipeline(self.model, decoding.temperatures)
             segments, info = pipeline.transcribe(waveform, batch_size=decoding.batch_size, **kwargs)
         else:
             segments, info = self.model.transcribe(waveform, **kwargs)

@@ -85,9 +85,11 @@ class DecodingOptions:
     batch_size: int = 1
     """Speech chunks (from the VAD, up to 30 s each) decoded together, as faster-whisper's
     ``BatchedInferencePipeline`` does: each chunk on its own, without the previous text as
-    prompt and at the first temperature only, and by default without timestamps (one segment
-    per chunk); several times faster, and less accurate (benchmarks/RESULTS.md, long_form and
-    batched_decoding). 1: Whisper's sequential decoding."""
+    prompt, at the first temperature, and by default without timestamps (one segment per
+    chunk); a chunk that fails (a loop, unlikely or far too short text, an early end) is
+    decoded again with Whisper's sequential algorithm (``onsei.whisper.batched``). Several
+    times faster (benchmarks/RESULTS.md, long_form and batched_decoding). 1: Whisper's
+    sequential decoding."""
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> DecodingOptions:
