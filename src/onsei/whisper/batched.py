@@ -45,8 +45,7 @@ class FallbackBatchedPipeline(BatchedInferencePipeline):
         super().__init__(model)
         self.temperatures = list(temperatures)
         self._durations: list[float] = []
-        self.redone = 0
-        """Chunks decoded again so far."""
+        """The seconds of speech of each chunk of the batch being decoded."""
 
     def forward(
         self,
@@ -67,7 +66,6 @@ class FallbackBatchedPipeline(BatchedInferencePipeline):
         for i, output in enumerate(outputs):
             if chunk_fails(output, tokenizer, options, self._durations[i]):
                 outputs[i] = self._decode_again(features[i], self._durations[i], tokenizer, options)
-                self.redone += 1
         return encoder_output, outputs
 
     def _decode_again(
