@@ -227,9 +227,9 @@ def section() -> str:
         "transcripts with onsei's `spelled` normaliser.",
         f"- Same weights for all (the bundled CTranslate2 model; `onsei convert` for the PyTorch "
         f"peers), beam {BEAM}, {THREADS} threads, one process per run, model load not timed; "
-        "median of the runs (time and WER alike; the runs columns list them all). Targets: onsei's default at "
-        "least 5x openai-whisper at WER within 0.5 points and 1.1x faster-whisper's batched "
-        "pipeline; sequential onsei at least 2x openai-whisper.",
+        "median of the runs (time and WER alike; the runs columns list them all). Targets: "
+        "onsei's default at least 5x openai-whisper at WER within 0.5 points and 1.1x "
+        "faster-whisper's batched pipeline; sequential onsei at least 2x openai-whisper.",
         "- Variation: sequential decoding samples at a higher temperature when a window fails "
         "the thresholds, so its time and its WER vary from run to run (a sampled window can "
         "loop for the rest of the recording, its text the prompt of the next).\n",

@@ -251,8 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch_size",
         type=int,
         default=1,
-        help="speech chunks decoded together, each without the previous text: faster, less "
-        "accurate (1: Whisper's sequential decoding)",
+        help="speech chunks decoded together, each without the previous text, failed ones "
+        "again sequentially: faster, one segment per chunk (1: Whisper's sequential decoding)",
     )
     t.add_argument("--vad_threshold", type=float, default=0.5, help="VAD speech probability")
     t.add_argument(
