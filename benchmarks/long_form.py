@@ -200,12 +200,13 @@ def measure(model: str, runs: int, peer_runs: int) -> dict:
     figures = {}
     for system, outcomes in results.items():
         seconds = common.median(o["seconds"] for o in outcomes)
+        wers = [wer(o["text"]) for o in outcomes]
         figures[system] = {
             "seconds": seconds,
             "runs": [round(o["seconds"], 2) for o in outcomes],
             "rtf": seconds / duration,
-            "wer": common.median(wer(o["text"]) for o in outcomes),
-            "wers": [wer(o["text"]) for o in outcomes],
+            "wer": common.median(wers),
+            "wers": wers,
             "peak_rss_mb": max(o["peak_rss_mb"] for o in outcomes),
         }
     return {
@@ -249,7 +250,7 @@ def section() -> str:
                     f"{reference / f['seconds']:.2f}x",
                     f"{batched / f['seconds']:.2f}x",
                     common.fmt_pct(f["wer"]),
-                    " / ".join(common.fmt_pct(w) for w in f["wers"]) if "wers" in f else "-",
+                    " / ".join(common.fmt_pct(w) for w in f["wers"]),
                     f"{f['peak_rss_mb']}",
                 ]
             )
