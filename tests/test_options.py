@@ -78,9 +78,22 @@ def test_engine_kwargs_reach_faster_whisper_by_name():
 
 
 def test_timestamps_default_to_faster_whispers_for_each_mode():
-    def without_timestamps(**options) -> bool:
-        return DecodingOptions.from_kwargs(**options).engine_kwargs()["without_timestamps"]
+    def without_timestamps(batch_size: int, **options) -> bool:
+        kwargs = DecodingOptions.from_kwargs(**options).engine_kwargs(batch_size)
+        return kwargs["without_timestamps"]
 
-    assert without_timestamps() is False  # Whisper's sequential decoding
-    assert without_timestamps(batch_size=8) is True  # as BatchedInferencePipeline.transcribe
-    assert without_timestamps(batch_size=8, without_timestamps=False) is False
+    assert without_timestamps(1) is False  # Whisper's sequential decoding
+    assert without_timestamps(8) is True  # as BatchedInferencePipeline.transcribe
+    assert without_timestamps(8, without_timestamps=False) is False
+
+
+def test_long_audio_is_decoded_in_batches_unless_an_option_needs_sequential_decoding():
+    def batch_size(seconds: float, **options) -> int:
+        return DecodingOptions.from_kwargs(**options).batch_size_for(seconds)
+
+    assert batch_size(30.0) == 1 and batch_size(60.0) == 1
+    assert batch_size(61.0) == 8
+    assert batch_size(600.0, vad_filter=False) == 1
+    assert batch_size(600.0, clip_timestamps="10,20") == 1
+    assert batch_size(600.0, word_timestamps=True, hallucination_silence_threshold=2.0) == 1
+    assert batch_size(600.0, batch_size=1) == 1 and batch_size(30.0, batch_size=4) == 4

@@ -133,13 +133,16 @@ def clips_joined() -> tuple[np.ndarray, str]:
 
 
 @pytest.mark.slow
-def test_batched_decoding_is_faster_whispers_pipeline(tiny_en, clips_joined):
+def test_long_audio_is_decoded_as_faster_whispers_pipeline_does_cut_into_sentences(
+    tiny_en, clips_joined
+):
     from faster_whisper import BatchedInferencePipeline
 
     from onsei.text.normalizers import normalize_whisper
+    from onsei.whisper.sentences import MAX_SEGMENT_SECONDS
 
     audio, reference = clips_joined
-    batched = tiny_en.transcribe(audio, batch_size=8, word_timestamps=True)
+    batched = tiny_en.transcribe(audio, word_timestamps=True)  # 102 s: batch_size 8
     segments, _ = BatchedInferencePipeline(tiny_en.model).transcribe(
         audio,
         batch_size=8,
@@ -147,9 +150,16 @@ def test_batched_decoding_is_faster_whispers_pipeline(tiny_en, clips_joined):
         word_timestamps=True,  # (and its default without_timestamps=True, onsei's here too)
         vad_parameters={},  # faster-whisper's VadOptions defaults, which are onsei's
     )
-    # (no chunk of the clips fails, so none is decoded again: the pipeline's text exactly)
-    assert [s.text for s in batched.segments] == [s.text for s in segments]
-    sequential = tiny_en.transcribe(audio)  # batch_size 1, the default
+    segments = list(segments)
+    # (no chunk of the clips fails, so none is decoded again: the pipeline's text exactly,
+    # each chunk's segment cut into sentences)
+    assert "".join(s.text for s in batched.segments) == "".join(s.text for s in segments)
+    assert len(batched.segments) > len(segments)
+    assert [s.id for s in batched.segments] == list(range(len(batched.segments)))
+    assert all(
+        s.end - s.start <= MAX_SEGMENT_SECONDS or len(s.words) == 1 for s in batched.segments
+    )
+    sequential = tiny_en.transcribe(audio, batch_size=1)
     for transcript in (batched, sequential):
         error = jiwer.wer(normalize_whisper(reference), normalize_whisper(transcript.text))
         assert error < 0.15, error
@@ -205,6 +215,5 @@ def test_failed_batched_chunks_are_decoded_again_sequentially(tiny_en, clips_joi
         assert error < 0.15, error
         starts = [s.start for s in transcript.segments]
         assert starts == sorted(starts) and transcript.segments[-1].end <= len(audio) / 16000 + 0.5
-    # the sequential decodings' segments, with their own times, not one per chunk
-    assert len(timed.segments) > 2 * len(chunked.segments)
-    assert all(s.end - s.start < 20 for s in timed.segments)
+        assert all(s.end - s.start < 20 for s in transcript.segments)
+    assert all(s.words is None for s in chunked.segments)  # cut by word times, not asked for

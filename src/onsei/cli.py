@@ -196,8 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--without_timestamps",
         type=str2bool,
         default=None,
-        help="text tokens only, one segment per window or chunk (default: False; True with "
-        "--batch_size > 1, where it is more accurate)",
+        help="text tokens only (default: False for sequential decoding, one segment per 30-s "
+        "window when True; True for batched decoding, each chunk cut into sentences by its "
+        "word times)",
     )
     t.add_argument(
         "--word_timestamps", type=str2bool, default=False, help="time every word (json, subtitles)"
@@ -249,10 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--vad_filter", type=str2bool, default=True, help="skip non-speech (Silero VAD)")
     t.add_argument(
         "--batch_size",
-        type=int,
-        default=1,
+        type=optional_int,
+        default=None,
         help="speech chunks decoded together, each without the previous text, failed ones "
-        "again sequentially: faster, one segment per chunk (1: Whisper's sequential decoding)",
+        "again sequentially (1: Whisper's sequential decoding; default: 8 for audio over 60 s "
+        "unless --vad_filter False, --clip_timestamps or --hallucination_silence_threshold)",
     )
     t.add_argument("--vad_threshold", type=float, default=0.5, help="VAD speech probability")
     t.add_argument(

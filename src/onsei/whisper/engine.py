@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from onsei.audio import AudioSource, load_audio
+from onsei.audio import SAMPLE_RATE, AudioSource, load_audio
 from onsei.errors import AudioError, ModelError, OptionError
 from onsei.transcript import Segment, Transcript, Word
 from onsei.whisper.options import DecodingOptions
@@ -95,29 +95,50 @@ class WhisperRecognizer:
         decoding = DecodingOptions.from_kwargs(**options)
         self._check_language(decoding)
         waveform = load_audio(audio)
-        kwargs = decoding.engine_kwargs()
-        if decoding.batch_size > 1:
+        batch_size = decoding.batch_size_for(len(waveform) / SAMPLE_RATE)
+        kwargs = decoding.engine_kwargs(batch_size)
+        sentences = batch_size > 1 and kwargs["without_timestamps"]
+        if batch_size > 1:
             from onsei.whisper.batched import FallbackBatchedPipeline
 
             del kwargs["clip_timestamps"]  # the VAD's chunks are the clips
+            kwargs["word_timestamps"] |= sentences  # to cut each chunk into sentences
             pipeline = FallbackBatchedPipeline(self.model, decoding.temperatures)
-            segments, info = pipeline.transcribe(waveform, batch_size=decoding.batch_size, **kwargs)
+            segments, info = pipeline.transcribe(waveform, batch_size=batch_size, **kwargs)
         else:
             segments, info = self.model.transcribe(waveform, **kwargs)
         if on_language is not None:
             on_language(info.language, info.language_probability)
-        result = []
+        result: list[Segment] = []
         for raw in segments:
-            segment = _to_segment(raw)
-            result.append(segment)
-            if on_segment is not None:
-                on_segment(segment)
+            pieces = [_to_segment(raw)]
+            if sentences:
+                pieces = self._sentences(pieces[0], keep_words=decoding.word_timestamps)
+            for segment in pieces:
+                segment.id = len(result)
+                result.append(segment)
+                if on_segment is not None:
+                    on_segment(segment)
         return Transcript(
             segments=result,
             language=info.language,
             language_probability=float(info.language_probability),
             duration=float(info.duration),
         )
+
+    def _sentences(self, segment: Segment, *, keep_words: bool) -> list[Segment]:
+        """One batched chunk's ``segment`` (with words) cut into sentences
+        (``onsei.whisper.sentences``); their words dropped unless ``keep_words``."""
+        from onsei.whisper.sentences import split_segment
+
+        def encode(text: str) -> list[int]:
+            return self.model.hf_tokenizer.encode(text, add_special_tokens=False).ids
+
+        pieces = split_segment(segment, encode)
+        if not keep_words:
+            for piece in pieces:
+                piece.words = None
+        return pieces
 
     def transcribe_window(
         self, audio: np.ndarray, *, language: str | None, prompt: str | None, beam_size: int = 1

@@ -10,6 +10,9 @@ from onsei.errors import OptionError
 from onsei.languages import language_code
 
 TASKS = ("transcribe", "translate")
+AUTO_BATCH_SIZE = 8
+AUTO_BATCH_SECONDS = 60.0
+"""Audio longer than this (two Whisper windows) is decoded in batches by default."""
 
 
 def temperature_schedule(temperature: float, increment: float | None) -> tuple[float, ...]:
@@ -62,11 +65,11 @@ class DecodingOptions:
     suppress_blank: bool = True
     suppress_tokens: Sequence[int] | None = (-1,)
     without_timestamps: bool | None = None
-    """Sample text tokens only: one segment per window (sequential) or per speech chunk
-    (batched). None: False for sequential decoding; True with ``batch_size`` > 1, as in
-    faster-whisper's ``BatchedInferencePipeline``, where timestamps cost accuracy (on the
-    10-minute recording of benchmarks/long_form.py, with failed chunks decoded again: 14.3 %
-    WER against 13.3 %, one run each)."""
+    """Sample text tokens only. None: False for sequential decoding; True for batched
+    decoding, as in faster-whisper's ``BatchedInferencePipeline``, where timestamps cost
+    accuracy and time, and each chunk's text is then cut into sentences by its word
+    timestamps (``onsei.whisper.sentences``). True with sequential decoding: one segment per
+    30-s window."""
     max_initial_timestamp: float = 1.0
     word_timestamps: bool = False
     prepend_punctuations: str = "\"'“¿([{-"
@@ -82,14 +85,15 @@ class DecodingOptions:
     """Drop non-speech with Silero VAD before decoding (timestamps stay in the original time).
     On by default, unlike faster-whisper: without it Whisper invents words in silence and noise."""
     vad_parameters: VadOptions = field(default_factory=VadOptions)
-    batch_size: int = 1
+    batch_size: int | None = None
     """Speech chunks (from the VAD, up to 30 s each) decoded together, as faster-whisper's
     ``BatchedInferencePipeline`` does: each chunk on its own, without the previous text as
-    prompt, at the first temperature, and by default without timestamps (one segment per
-    chunk); a chunk that fails (a loop, unlikely or far too short text, an early end) is
-    decoded again with Whisper's sequential algorithm (``onsei.whisper.batched``). Several
-    times faster (benchmarks/RESULTS.md, long_form and batched_decoding). 1: Whisper's
-    sequential decoding."""
+    prompt, at the first temperature; a chunk that fails (a loop, unlikely or far too short
+    text, an early end) is decoded again with Whisper's sequential algorithm
+    (``onsei.whisper.batched``). Several times faster (benchmarks/RESULTS.md, long_form).
+    1: Whisper's sequential decoding. None (the default): ``AUTO_BATCH_SIZE`` for audio
+    longer than ``AUTO_BATCH_SECONDS`` when no option needs sequential decoding (the VAD off,
+    clip_timestamps, a hallucination silence threshold), else 1."""
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> DecodingOptions:
@@ -122,16 +126,28 @@ class DecodingOptions:
             raise OptionError(f"patience must be positive, got {self.patience}")
         if any(t < 0 for t in self.temperatures):
             raise OptionError(f"temperatures must be >= 0, got {self.temperatures}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise OptionError(f"batch_size must be at least 1, got {self.batch_size}")
-        whole = self.clip_timestamps in ("0", "", (), [], [0], [0.0])
-        if self.batch_size > 1 and not (
-            self.vad_filter and whole and self.hallucination_silence_threshold is None
-        ):
+        if (self.batch_size or 1) > 1 and not self._batchable:
             raise OptionError(
                 "batch_size > 1 decodes the VAD's speech chunks: it needs vad_filter on and "
                 "neither clip_timestamps nor hallucination_silence_threshold"
             )
+
+    @property
+    def _batchable(self) -> bool:
+        """Whether batched decoding honours every option set."""
+        return (
+            self.vad_filter
+            and self.clip_timestamps in ("0", "", (), [], [0], [0.0])
+            and self.hallucination_silence_threshold is None
+        )
+
+    def batch_size_for(self, seconds: float) -> int:
+        """The batch size to decode ``seconds`` of audio with (1: sequential)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return AUTO_BATCH_SIZE if self._batchable and seconds > AUTO_BATCH_SECONDS else 1
 
     @property
     def temperatures(self) -> list[float]:
@@ -139,8 +155,9 @@ class DecodingOptions:
             return [float(self.temperature)]
         return [float(t) for t in self.temperature]
 
-    def engine_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``faster_whisper.WhisperModel.transcribe``."""
+    def engine_kwargs(self, batch_size: int = 1) -> dict[str, Any]:
+        """Keyword arguments for ``faster_whisper.WhisperModel.transcribe`` (or the batched
+        pipeline's, for ``batch_size`` > 1, less its ``batch_size``)."""
         kwargs = asdict(self)
         kwargs["log_prob_threshold"] = kwargs.pop("logprob_threshold")
         kwargs["temperature"] = self.temperatures
@@ -150,6 +167,6 @@ class DecodingOptions:
         )
         kwargs["vad_parameters"] = asdict(self.vad_parameters)
         if self.without_timestamps is None:
-            kwargs["without_timestamps"] = self.batch_size > 1
+            kwargs["without_timestamps"] = batch_size > 1
         del kwargs["batch_size"]
         return kwargs
