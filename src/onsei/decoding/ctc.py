@@ -21,6 +21,10 @@ words + hotword bonuses``. The LM is either a token LM (its symbols are the mode
 LM, applied when a word is complete (words end at ``▁``-initial tokens and at the end); a word
 in progress that no LM word starts with is penalised at once (``unk_penalty``), so misspelled
 prefixes leave the beam early.
+
+The search runs compiled (``onsei.decoding.ctc_compiled``, numba) whenever no hotwords are
+given and the LM, if any, is an ARPA model; otherwise in Python. Both find the same
+hypotheses with the same scores (tests/test_ctc_compiled.py).
 """
 
 from __future__ import annotations
@@ -29,15 +33,18 @@ import heapq
 import math
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 
 import numpy as np
 import torch
 
+from onsei.decoding import ctc_compiled
+from onsei.decoding.ctc_compiled import spelling_trie
 from onsei.decoding.log_space import NEG_INF, logaddexp
 from onsei.errors import OptionError
-from onsei.lm.arpa import BOS, EOS, UNK, LanguageModelError
+from onsei.lm.arpa import BOS, EOS, UNK, LanguageModelError, NgramLM
 from onsei.lm.model import LanguageModel
+from onsei.lm.tables import ngram_tables
 from onsei.text.tokenizers import WORD_BOUNDARY
 
 
@@ -195,6 +202,46 @@ class CTCPrefixBeamSearch:
         self.hotwords = [tuple(h.split()) for h in options.hotwords if h.split()]
         _check_hotwords(self.hotwords, self.symbols)
         self.hotword_memory = max((len(h) for h in self.hotwords), default=0)
+        self.compiled = self._compiled_arguments()
+        """The arguments of ``ctc_compiled.search`` after the plan and posteriors, or None
+        when only the Python search can do it (hotwords, a KenLM binary model)."""
+
+    def _compiled_arguments(self) -> tuple | None:
+        lm, options = self.lm, self.options
+        if self.hotwords or not (lm is None or isinstance(lm, NgramLM)):
+            return None
+        tables = ngram_tables(lm) if lm is not None else None
+        if lm is not None and tables is None:
+            return None
+        boundary = np.array([s.startswith(WORD_BOUNDARY) for s in self.symbols])
+        empty_ints, empty_floats = np.zeros(0, dtype=np.int64), np.zeros(0)
+        if tables is None:
+            arrays = (empty_ints, empty_floats, empty_ints, empty_floats, empty_ints)
+            arrays += (np.array([1, 2], dtype=np.int64),)
+            token_ids, fusion = empty_ints, [0.0] * 7
+        else:
+            arrays = tables.arrays
+            token_ids = np.array([tables.id(s) for s in self.symbols], dtype=np.int64)
+            fusion = [options.lm_weight, options.word_bonus, options.unk_penalty]
+            fusion += [tables.unk_log10, len(tables.ids), tables.start(), tables.end]
+        if self.word_lm:
+            words = {w: tables.id(w) for w in lm.vocabulary - {BOS, EOS, UNK}}
+            trie = astuple(spelling_trie(words, self.symbols))
+        else:
+            trie = (empty_ints, empty_ints, empty_ints, 0, empty_ints, empty_ints)
+        kind = ctc_compiled.WORD_LM if self.word_lm else ctc_compiled.TOKEN_LM
+        return (
+            self.blank,
+            boundary,
+            token_ids,
+            kind if lm is not None else ctc_compiled.NO_LM,
+            arrays,
+            trie,
+            np.array(fusion, dtype=np.float64),
+            options.beam_size,
+            options.nbest,
+            options.beam_prune_logp,
+        )
 
     # -- scoring of prefixes -------------------------------------------------------------------
 
@@ -217,10 +264,22 @@ class CTCPrefixBeamSearch:
             word += symbol
         partial = self._partial_score(word, words)
         # the word in progress matters to a word LM and to hotwords only
-        future = (token, word if self.word_lm or self.hotwords else "", lm_state, words)
+        future = (token, self._future_word(word), lm_state, words)
         child = _Node(token, node, word, lm_state, words, fixed, partial, future)
         node.children[token] = child
         return child
+
+    def _future_word(self, word: str) -> str | None:
+        """What of the word in progress the scores of a prefix's continuations depend on: all
+        of it with hotwords; with a word LM, which LM word's beginning it is, or (None) that
+        it begins none; nothing otherwise."""
+        if self.hotwords:
+            return word
+        if not self.word_lm:
+            return ""
+        if self.word_prefixes and word and word not in self.word_prefixes:
+            return None
+        return word
 
     def _finish_word(
         self, word: str, fixed: float, lm_state: tuple[str, ...], words: tuple[str, ...]
@@ -292,47 +351,79 @@ class CTCPrefixBeamSearch:
         continues[starts[starts < len(alone)]] = False  # (never across utterances)
         in_run = (alone == self.blank) | continues
         frames = np.flatnonzero(~in_run)  # (F,) the frames that extend prefixes
-        run_logp = np.where(in_run, log_probs[np.arange(len(alone)), alone], 0.0)
-        before = np.concatenate([[0.0], np.cumsum(run_logp)])  # (N + 1,)
+        in_run_logp = np.where(in_run, log_probs[np.arange(len(alone)), alone], 0.0)
+        before = np.concatenate([[0.0], np.cumsum(in_run_logp)])  # (N + 1,)
         # the runs: before each extending frame, and after an utterance's last one
         per_utterance = np.searchsorted(frames, ends)  # frames of utterances 0..k: [0, n_k)
         run_ends = np.insert(frames, per_utterance, ends)  # (F + K,)
         first_runs = np.concatenate([[0], per_utterance[:-1]]) + np.arange(len(batch))
         run_starts = np.concatenate([[0], run_ends[:-1] + 1])
         run_starts[first_runs] = starts
-        runs = list(
-            zip(
-                (run_ends > run_starts).tolist(),
-                (before[run_ends] - before[run_starts]).tolist(),
-                # (one entry more, for a batch of empty utterances)
-                np.append(alone == self.blank, False)[np.maximum(run_ends - 1, 0)].tolist(),
-                strict=True,
-            )
-        )
-        # the extending frames' posteriors and tried labels as Python objects, all at once
-        local_frames = (frames - np.repeat(starts, np.diff(per_utterance, prepend=0))).tolist()
-        rows = log_probs[frames].tolist()
-        blank_tried = tried[frames, self.blank].tolist()
+        run_nonempty = run_ends > run_starts
+        run_logp = before[run_ends] - before[run_starts]
+        # (one entry more, for a batch of empty utterances)
+        run_blank = np.append(alone == self.blank, False)[np.maximum(run_ends - 1, 0)]
+        local_frames = frames - np.repeat(starts, np.diff(per_utterance, prepend=0))
+        rows = log_probs[frames]  # (F, V)
+        blank_tried = tried[frames, self.blank]
         labels_tried = tried[frames] & self.emittable
-        label_ids = np.nonzero(labels_tried)[1].tolist()
-        offsets = np.concatenate([[0], np.cumsum(labels_tried.sum(axis=1))]).tolist()
+        label_ids = np.nonzero(labels_tried)[1]
+        offsets = np.concatenate([[0], np.cumsum(labels_tried.sum(axis=1))])
         results = []
         first = 0
         for k, last in enumerate(per_utterance.tolist()):
-            beams: dict[_Node, list[float]] = {self._root(): [0.0, NEG_INF]}
-            for i in range(first, last):
-                run = runs[i + k]
-                if run[0]:
-                    beams = _run(beams, run[1], run[2])
-                labels = label_ids[offsets[i] : offsets[i + 1]]
-                extended = self._extend(beams, local_frames[i], rows[i], labels, blank_tried[i])
-                beams = self._prune(extended, beams)
-            run = runs[last + k]
-            if run[0]:
-                beams = _run(beams, run[1], run[2])
-            results.append(self._finish(beams))
+            runs = slice(first + k, last + k + 1)  # (before each extending frame, and after)
+            plan = (
+                local_frames[first:last],
+                blank_tried[first:last],
+                label_ids[offsets[first] : offsets[last]],
+                offsets[first : last + 1] - offsets[first],
+                run_nonempty[runs],
+                run_logp[runs],
+                run_blank[runs],
+            )
+            if self.compiled is not None:
+                results.append(self._search_compiled(plan, rows[first:last]))
+            else:
+                results.append(self._search(plan, rows[first:last]))
             first = last
         return results
+
+    def _search(self, plan: tuple[np.ndarray, ...], rows: np.ndarray) -> list[Hypothesis]:
+        """The search of one utterance in Python (``ctc_compiled.search`` describes
+        ``plan``)."""
+        frames, blank_tried, labels, offsets, run_nonempty, run_logp, run_blank = (
+            part.tolist() for part in plan
+        )
+        posteriors = rows.tolist()
+        beams: dict[_Node, list[float]] = {self._root(): [0.0, NEG_INF]}
+        for i, frame in enumerate(frames):
+            if run_nonempty[i]:
+                beams = _run(beams, run_logp[i], run_blank[i])
+            tried = labels[offsets[i] : offsets[i + 1]]
+            extended = self._extend(beams, frame, posteriors[i], tried, blank_tried[i])
+            beams = self._prune(extended, beams)
+        if run_nonempty[-1]:
+            beams = _run(beams, run_logp[-1], run_blank[-1])
+        return self._finish(beams)
+
+    def _search_compiled(self, plan: tuple[np.ndarray, ...], rows: np.ndarray) -> list[Hypothesis]:
+        """The search of one utterance, compiled (``onsei.decoding.ctc_compiled``)."""
+        tokens, frames, log_probs, lengths, scores, acoustic = ctc_compiled.search(
+            plan, rows, *self.compiled
+        )
+        hypotheses = []
+        end = 0
+        for i, length in enumerate(lengths.tolist()):
+            start, end = end, end + length
+            path = zip(
+                tokens[start:end].tolist(),
+                frames[start:end].tolist(),
+                log_probs[start:end].tolist(),
+                strict=True,
+            )
+            hypotheses.append(self._hypothesis(float(scores[i]), float(acoustic[i]), list(path)))
+        return hypotheses
 
     def _tried_tokens(self, log_probs: np.ndarray) -> np.ndarray:
         """Which tokens (blank included) each frame tries ``(T, V)``: those at least
@@ -422,33 +513,44 @@ class CTCPrefixBeamSearch:
             acoustic = logaddexp(pb, pnb)
             finals.append((acoustic + self._end_score(node), acoustic, node))
         finals.sort(key=lambda item: item[0], reverse=True)
-        return [self._hypothesis(*item) for item in finals[: self.options.nbest]]
+        return [
+            self._hypothesis(score, acoustic, _path(node))
+            for score, acoustic, node in finals[: self.options.nbest]
+        ]
 
-    def _hypothesis(self, score: float, acoustic: float, node: _Node) -> Hypothesis:
-        path = []
-        while node.token is not None:
-            path.append(node)
-            node = node.parent
-        path.reverse()
-        tokens = [n.token for n in path]
+    def _hypothesis(
+        self, score: float, acoustic: float, path: list[tuple[int, int, float]]
+    ) -> Hypothesis:
+        """The hypothesis of a prefix, from its ``path``: each token with the frame it is
+        likeliest first emitted at and its log posterior there."""
         words: list[WordTiming] = []
         new_word = True
-        for n in path:
-            symbol = self.symbols[n.token]
+        for token, frame, log_prob in path:
+            symbol = self.symbols[token]
             if symbol.startswith(WORD_BOUNDARY):
                 new_word, symbol = True, symbol[len(WORD_BOUNDARY) :]
             if not symbol:
                 continue
             if new_word:
-                words.append(WordTiming(symbol, n.frame, n.frame + 1))
+                words.append(WordTiming(symbol, frame, frame + 1))
                 new_word = False
             else:
                 words[-1].word += symbol
-                words[-1].end_frame = n.frame + 1
-            words[-1].log_prob += n.logp
+                words[-1].end_frame = frame + 1
+            words[-1].log_prob += log_prob
             words[-1].tokens += 1
         text = " ".join(w.word for w in words)
-        return Hypothesis(tokens, text, score, acoustic, words)
+        return Hypothesis([token for token, _, _ in path], text, score, acoustic, words)
+
+
+def _path(node: _Node) -> list[tuple[int, int, float]]:
+    """The tokens of ``node``'s prefix, each with its first-emission frame and log posterior."""
+    path = []
+    while node.parent is not None:
+        path.append((node.token, node.frame, node.logp))
+        node = node.parent
+    path.reverse()
+    return path
 
 
 _first = operator.itemgetter(0)
