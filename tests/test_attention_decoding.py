@@ -11,6 +11,8 @@ import torch
 
 from onsei.decoding.attention import AttentionBeamOptions, AttentionBeamSearch
 from onsei.decoding.ctc_prefix_score import CTCPrefixScorer
+from onsei.models.config import DecoderConfig
+from onsei.models.decoders import build_decoder
 
 BLANK, A, B, EOS = 0, 1, 2, 3  # the id layout of onsei's tokenizers, without <unk>
 VOCAB = 4
@@ -139,3 +141,91 @@ def test_utterances_in_a_batch_are_searched_independently():
         )
         assert together[b][0].tokens == alone[0][0].tokens
         assert together[b][0].score == pytest.approx(alone[0][0].score, abs=1e-9)
+
+
+@pytest.mark.parametrize("length_penalty", [0.5, 1.0])
+def test_length_penalty_ranks_complete_hypotheses_by_normalised_score(length_penalty: float):
+    decoder = TableDecoder(seed=1)
+    max_tokens = 3
+    sequences = [s for n in range(max_tokens + 1) for s in itertools.product((A, B), repeat=n)]
+    exact = {s: decoder.sequence_log_prob(s) / (len(s) + 1) ** length_penalty for s in sequences}
+    options = AttentionBeamOptions(
+        beam_size=len(sequences),
+        max_length_ratio=max_tokens / 5,
+        length_penalty=length_penalty,
+        nbest=5,
+    )
+    search = AttentionBeamSearch(decoder, options, sos_eos=EOS, blank=BLANK)
+    found = search.search(torch.zeros(1, 5, 2), torch.tensor([5]))[0]
+    expected = brute_force_ranking(exact, 5)
+    assert [tuple(h.tokens) for h in found] == [s for s, _ in expected]
+    assert [h.score for h in found] == pytest.approx([v for _, v in expected], abs=1e-9)
+
+
+REAL_DECODERS = {
+    "lstm": DecoderConfig("lstm", hidden=12, layers=2, embed=6, attention_dim=8),
+    "transformer": DecoderConfig("transformer", hidden=12, layers=2, heads=2, ff=16),
+}
+REAL_VOCAB, REAL_EOS = 7, 6
+
+
+def real_decoder(name: str, seed: int) -> torch.nn.Module:
+    """A random speller or Transformer decoder whose hypotheses end after 0 to 12 tokens."""
+    torch.manual_seed(seed)
+    decoder = build_decoder(REAL_DECODERS[name], REAL_VOCAB, encoder_dim=8).eval()
+    with torch.no_grad():
+        decoder.output.weight.mul_(4.0)  # peaky, so the search has choices to get wrong
+        decoder.output.bias[REAL_EOS] += 0.6
+    return decoder
+
+
+def teacher_forced_log_prob(decoder, encoded, lengths, tokens: list[int]) -> float:
+    """log P(tokens, end of sentence) by one forward pass of the whole sequence."""
+    inputs = torch.tensor([[REAL_EOS, *tokens]])
+    targets = torch.tensor([*tokens, REAL_EOS])
+    with torch.no_grad():
+        log_probs = decoder(encoded, lengths, inputs)[0].log_softmax(-1)
+    return float(log_probs[torch.arange(len(targets)), targets].sum())
+
+
+def greedy_tokens(decoder, encoded, lengths, limit: int) -> list[int]:
+    state = decoder.init_state(encoded, lengths)
+    prefix = torch.tensor([[REAL_EOS]])
+    with torch.no_grad():
+        for _ in range(limit):
+            log_probs, state = decoder.step(prefix, state)
+            log_probs[:, BLANK] = -math.inf
+            token = int(log_probs.argmax(-1))
+            if token == REAL_EOS:
+                break
+            prefix = torch.cat([prefix, torch.tensor([[token]])], dim=1)
+    return prefix[0, 1:].tolist()
+
+
+@pytest.mark.parametrize("name", REAL_DECODERS)
+def test_beam_search_on_real_decoders_scores_what_the_decoder_says(name: str):
+    # the cached states a beam reorders (LSTM cells and attention weights, self-attention keys)
+    # must give each hypothesis the probability a forward pass over its tokens gives
+    frames, beam = 12, 4
+    for seed in range(4):
+        decoder = real_decoder(name, seed)
+        encoded, lengths = torch.randn(2, frames, 8), torch.tensor([frames, 9])
+        options = AttentionBeamOptions(beam_size=beam, nbest=beam)
+        found = AttentionBeamSearch(decoder, options, sos_eos=REAL_EOS, blank=BLANK).search(
+            encoded, lengths
+        )
+        one = AttentionBeamOptions(beam_size=1)
+        first = AttentionBeamSearch(decoder, one, sos_eos=REAL_EOS, blank=BLANK).search(
+            encoded, lengths
+        )
+        for b, length in enumerate(lengths.tolist()):
+            row = encoded[b : b + 1, :length], lengths[b : b + 1]
+            for hypothesis in found[b]:
+                assert hypothesis.score == pytest.approx(
+                    teacher_forced_log_prob(decoder, *row, hypothesis.tokens), abs=1e-4
+                )
+            greedy = greedy_tokens(decoder, *row, limit=length)
+            assert first[b][0].tokens == greedy
+            assert first[b][0].score == pytest.approx(
+                teacher_forced_log_prob(decoder, *row, greedy), abs=1e-4
+            )

@@ -76,7 +76,7 @@ def test_every_an4_recipe_builds_a_model_that_trains_a_step(path: Path):
     assert len(model.recognize(batch.waveforms, lengths)) == 2
 
 
-def test_an_auxiliary_ctc_loss_trains_the_encoder_but_stays_out_of_the_search():
+def test_an_auxiliary_ctc_head_trains_the_encoder_and_joins_the_search_when_asked():
     recipe = load_recipe(REPO / "recipes" / "yesno" / "transformer.yaml")
     recipe.model.aux_ctc_weight = 0.25
     cmvn = GlobalCMVN(torch.zeros(recipe.features.n_mels), torch.ones(recipe.features.n_mels))
@@ -93,8 +93,21 @@ def test_an_auxiliary_ctc_loss_trains_the_encoder_but_stays_out_of_the_search():
     assert torch.allclose(losses["loss"], expected)
     losses["loss"].backward()
     assert model.ctc_head is not None and model.ctc_head.weight.grad is not None
+    model.eval()
     encoded, _ = model.encode(batch.waveforms, batch.waveform_lengths)
-    assert model.ctc_weight == 0.0 and model.ctc_log_probs_of(encoded) is None
+    posteriors = model.ctc_log_probs_of(encoded)
+    assert model.ctc_weight == 0.0 and posteriors.shape == (*encoded.shape[:2], 6)
+    symbols = ["<blank>", "<unk>", "a", "b", "c", "<sos/eos>"]
+    assert Searcher(model, symbols, SearchOptions()).attention_search is None  # greedy
+    joint = Searcher(model, symbols, SearchOptions(beam_size=2, ctc_weight=0.3))
+    assert joint.attention_search is not None and joint.attention_search.uses_ctc
+    assert len(joint.recognize(batch.waveforms, batch.waveform_lengths)) == 1
+    alone = Searcher(model, symbols, SearchOptions(beam_size=2)).attention_search
+    assert alone is not None and not alone.uses_ctc
+    recipe.model.aux_ctc_weight = 0.0
+    plain = build_model(recipe.model, recipe.features, cmvn, vocab_size=6)
+    with pytest.raises(OptionError, match="no CTC head"):
+        Searcher(plain, symbols, SearchOptions(beam_size=2, ctc_weight=0.3))
 
 
 @pytest.mark.parametrize(

@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--length_penalty",
         type=optional_float,
         default=None,
-        help="exponential length penalty (None: 1, plain length normalisation)",
+        help="exponential length penalty (None: 1, plain length normalisation; trained "
+        "attention models: None is 0, no normalisation)",
     )
     t.add_argument(
         "--repetition_penalty", type=float, default=1.0, help=">1 penalises repeated tokens"
@@ -337,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--hotwords", default=None, help="comma-separated words or phrases to favour")
     ev.add_argument("--language", default=None, help="Whisper: language (default: detect)")
     ev.add_argument("--vad_filter", type=str2bool, default=True, help="Whisper: skip non-speech")
+    ev.add_argument(
+        "--length_penalty",
+        type=float,
+        default=0.0,
+        help="trained attention models: complete hypotheses rank by score / length ** this",
+    )
     _add_trained_search_arguments(ev)
 
     sv = commands.add_parser(
@@ -616,7 +623,13 @@ TRAINED_ONLY_OPTIONS = (
     "length_bonus",
     "transducer_search",
 )
-TRAINED_MODEL_OPTIONS = ("beam_size", "hotwords", "word_timestamps", *TRAINED_ONLY_OPTIONS)
+TRAINED_MODEL_OPTIONS = (
+    "beam_size",
+    "hotwords",
+    "word_timestamps",
+    "length_penalty",
+    *TRAINED_ONLY_OPTIONS,
+)
 
 
 def _add_trained_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -637,7 +650,8 @@ def _add_trained_search_arguments(parser: argparse.ArgumentParser) -> None:
         "--ctc_weight",
         type=optional_float,
         default=None,
-        help="joint CTC-attention models: weight of CTC prefix scores (None: training weight)",
+        help="attention models with a CTC head: weight of CTC prefix scores (None: the "
+        "training weight of joint CTC-attention models, 0 for las and transformer)",
     )
     parser.add_argument(
         "--length_bonus", type=float, default=0.0, help="attention models: bonus per token"
@@ -661,6 +675,7 @@ def search_options(args: argparse.Namespace) -> dict[str, Any]:
         "hotword_weight": args.hotword_weight,
         "ctc_weight": args.ctc_weight,
         "length_bonus": args.length_bonus,
+        "length_penalty": args.length_penalty or 0.0,
         "transducer_search": args.transducer_search,
     }
 
@@ -879,7 +894,9 @@ def _run_eval(args: argparse.Namespace) -> int:
     model = args.exp or args.model
     defaults = build_parser().parse_args(["eval", "--data", "-"])
     explicit = [
-        name for name in TRAINED_ONLY_OPTIONS if getattr(args, name) != getattr(defaults, name)
+        name
+        for name in (*TRAINED_ONLY_OPTIONS, "length_penalty")
+        if getattr(args, name) != getattr(defaults, name)
     ]
     if is_trained_experiment(model):
         whisper_only = [

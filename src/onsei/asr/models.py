@@ -138,8 +138,9 @@ class CTCModel(ASRModel):
 
 class AttentionModel(ASRModel):
     """Attention encoder-decoder; a CTC head joins in when the family's CTC weight is above 0:
-    in the loss and the search for joint CTC-attention (``ctc_weight``), in the loss alone for
-    las and transformer (``aux_ctc_weight``)."""
+    in the loss and the search for joint CTC-attention (``ctc_weight``), in the loss for las
+    and transformer (``aux_ctc_weight``), whose search uses it only when asked
+    (``SearchOptions.ctc_weight``)."""
 
     def __init__(self, config: ModelConfig, frontend: FrontEnd, vocab_size: int):
         super().__init__(config, frontend, vocab_size)
@@ -185,8 +186,8 @@ class AttentionModel(ASRModel):
         return {"loss": loss, "ctc": ctc.detach(), **parts}
 
     def ctc_log_probs_of(self, encoded: torch.Tensor) -> torch.Tensor | None:
-        """CTC posteriors ``(B, T', V)`` of encoder output (joint models), else None."""
-        if self.ctc_head is None or not self.ctc_weight:
+        """CTC posteriors ``(B, T', V)`` of encoder output, or None without a CTC head."""
+        if self.ctc_head is None:
             return None
         return self.ctc_head(encoded).log_softmax(-1)
 

@@ -4,8 +4,9 @@
 CTC-attention models, whose one-best search scores with both branches (as they were trained
 to; attention alone may babble on, CTC prefix scores end it). Otherwise CTC models use
 the prefix beam search of ``onsei.decoding.ctc`` (word or token LM, hotwords); attention models
-(LAS, Transformer) the label-synchronous beam search of ``onsei.decoding.attention``, joint
-CTC-attention models with CTC prefix scores weighted by ``ctc_weight`` (token LM);
+(LAS, Transformer) the label-synchronous beam search of ``onsei.decoding.attention``, with CTC
+prefix scores weighted by ``ctc_weight`` for joint CTC-attention models and, when asked, for
+las and transformer models trained with an auxiliary CTC head (token LM);
 transducers the time-synchronous or Graves beam search of ``onsei.decoding.transducer``.
 """
 
@@ -39,10 +40,13 @@ class SearchOptions:
     """CTC models: words or phrases to favour."""
     hotword_weight: float = 5.0
     ctc_weight: float | None = None
-    """Joint CTC-attention models: weight of the CTC prefix scores (None: the training
-    weight; 0: attention only; 1: CTC only)."""
+    """Attention models with a CTC head: weight of the CTC prefix scores (None: the training
+    weight for joint CTC-attention, 0 for las and transformer; 0: attention only; 1: CTC
+    only)."""
     length_bonus: float = 0.0
     """Attention models: added per output token."""
+    length_penalty: float = 0.0
+    """Attention models: complete hypotheses rank by score / length ** length_penalty."""
     max_length_ratio: float = 1.0
     """Attention models: longest output, in tokens per encoder frame."""
     transducer_search: str = "time_sync"
@@ -106,9 +110,14 @@ class Searcher:
         self.attention_search: AttentionBeamSearch | None = None
         self.transducer_search: TransducerBeamSearch | None = None
         family = model.config.family
-        if options.ctc_weight is not None and family != "joint_ctc_attention":
-            raise OptionError(f"ctc_weight applies to joint CTC-attention models, not {family}")
-        if options.greedy and family != "joint_ctc_attention":
+        if options.ctc_weight is not None and not isinstance(model, AttentionModel):
+            raise OptionError(f"ctc_weight applies to attention models, not {family}")
+        if options.ctc_weight and model.ctc_head is None:
+            raise OptionError(
+                f"ctc_weight: this {family} model has no CTC head (train it with "
+                "model.aux_ctc_weight above 0)"
+            )
+        if options.greedy and family != "joint_ctc_attention" and not options.ctc_weight:
             return
         lm = _load_lm(options.lm) if options.lm else None
         if not isinstance(model, CTCModel):
@@ -138,6 +147,7 @@ class Searcher:
                 ctc_weight=ctc_weight,
                 lm_weight=options.lm_weight if lm is not None else 0.0,
                 length_bonus=options.length_bonus,
+                length_penalty=options.length_penalty,
                 max_length_ratio=options.max_length_ratio,
                 nbest=options.nbest,
             )
@@ -169,7 +179,7 @@ class Searcher:
             return [Recognized(hypotheses[0].tokens, hypotheses[0].words) for hypotheses in found]
         if self.attention_search is not None:
             encoded, encoded_lengths = self.model.encode(waveforms, lengths)
-            ctc = self.model.ctc_log_probs_of(encoded)
+            ctc = self.model.ctc_log_probs_of(encoded) if self.attention_search.uses_ctc else None
             found = self.attention_search.search(encoded, encoded_lengths, ctc)
             return [Recognized(hypotheses[0].tokens) for hypotheses in found]
         if self.transducer_search is not None:

@@ -10,7 +10,9 @@ Each step extends every live hypothesis by its ``1.5 * beam`` likeliest next tok
 
 The ``beam`` best extensions per utterance are kept; one that ends the sentence among them is
 complete. An utterance is done when ``beam`` hypotheses are complete or its maximum length
-(``max_length_ratio`` times its encoder frames) is reached.
+(``max_length_ratio`` times its encoder frames) is reached. Complete hypotheses rank by their
+score divided by ``length ** length_penalty`` (length: tokens and end of sentence), the length
+normalisation of Hugging Face's and Whisper's beam searches (0: by the score itself).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class AttentionBeamOptions:
     lm_weight: float = 0.0
     length_bonus: float = 0.0
     """Added per output token (attention scores favour short outputs)."""
+    length_penalty: float = 0.0
+    """Complete hypotheses rank by ``score / length ** length_penalty`` (1: per token)."""
     max_length_ratio: float = 1.0
     """Longest output, in tokens per encoder frame."""
     nbest: int = 1
@@ -47,6 +51,8 @@ class AttentionBeamOptions:
             raise OptionError(f"ctc_weight: must be between 0 and 1, got {self.ctc_weight}")
         if not 1 <= self.nbest <= self.beam_size:
             raise OptionError(f"nbest: must be between 1 and beam_size, got {self.nbest}")
+        if self.length_penalty < 0:
+            raise OptionError(f"length_penalty: must be at least 0, got {self.length_penalty}")
         if self.max_length_ratio <= 0:
             raise OptionError(f"max_length_ratio: must be positive, got {self.max_length_ratio}")
 
@@ -55,6 +61,7 @@ class AttentionBeamOptions:
 class AttentionHypothesis:
     tokens: list[int]
     score: float
+    """The search's score, divided by ``(len(tokens) + 1) ** length_penalty``."""
 
 
 class AttentionBeamSearch:
@@ -84,6 +91,11 @@ class AttentionBeamSearch:
         self.lm = lm
         self.symbols = [EOS if i == sos_eos else s for i, s in enumerate(symbols)]
 
+    @property
+    def uses_ctc(self) -> bool:
+        """Whether ``search`` needs the CTC posteriors."""
+        return self.options.ctc_weight > 0
+
     @torch.no_grad()
     def search(
         self,
@@ -96,7 +108,7 @@ class AttentionBeamSearch:
         options = self.options
         batch, device = encoded.shape[0], encoded.device
         beam = options.beam_size
-        use_ctc = options.ctc_weight > 0
+        use_ctc = self.uses_ctc
         if use_ctc and ctc_log_probs is None:
             raise OptionError("ctc_weight > 0 needs a model with a CTC head (joint CTC-attention)")
         utterance = torch.arange(batch, device=device).repeat_interleave(beam)  # (N,)
@@ -142,7 +154,8 @@ class AttentionBeamSearch:
                     if token == self.sos_eos:
                         if rank < beam:
                             tokens = prefix[hyp, 1:].tolist()
-                            finished[b].append(AttentionHypothesis(tokens, value))
+                            normalised = value / (len(tokens) + 1) ** options.length_penalty
+                            finished[b].append(AttentionHypothesis(tokens, normalised))
                     elif len(running) < beam:
                         running.append((hyp, cand, value))
                 if len(finished[b]) >= beam or not running:
