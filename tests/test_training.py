@@ -251,7 +251,7 @@ def test_ctc_learns_yesno_and_works_everywhere(tmp_path: Path, yesno_data: Path,
         (["--beam_size", "4", "--lm", str(bad_lm)], "not a complete ARPA file"),
         (["--beam_size", "4", "--lm", str(lowercase_lm)], "do not match the model's tokens"),
         (["--beam_size", "4", "--hotwords", "yes"], "hotword 'yes': the model has no token"),
-        (["--ctc_weight", "0.5"], "ctc_weight applies to joint CTC-attention models"),
+        (["--ctc_weight", "0.5"], "ctc_weight applies to attention models"),
     ]:
         capsys.readouterr()
         assert main(["eval", str(exp), "--data", test, *arguments]) == 2, arguments
