@@ -110,7 +110,7 @@ class AttentionBeamSearch:
         beam = options.beam_size
         use_ctc = self.uses_ctc
         if use_ctc and ctc_log_probs is None:
-            raise OptionError("ctc_weight > 0 needs a model with a CTC head (joint CTC-attention)")
+            raise OptionError("ctc_weight > 0 needs the CTC posteriors of the model's CTC head")
         utterance = torch.arange(batch, device=device).repeat_interleave(beam)  # (N,)
         state = self.decoder.select_state(
             self.decoder.init_state(encoded, encoded_lengths), utterance
