@@ -16,7 +16,10 @@ are joined into one long input (about 15,000 frames).
 Pruning is set alike: tokens below log-probability -5 are not tried per frame, hypotheses 10
 below the best are dropped (pyctcdecode's defaults); so is the penalty of a word (or word in
 progress) the LM does not know (pyctcdecode's unk_score_offset -10 in log10 units, onsei's
-default unk_penalty in natural log); LM weight and word bonus are those
+default unk_penalty in natural log), and so is that of a word in progress no LM word begins
+with: -10, not weighted (pyctcdecode's convention; onsei's default is lm_weight * unk_penalty,
+which prunes such words at once when it exceeds the beam_prune_logp margin); LM weight and
+word bonus are those
 an4_decoding.py chose on dev for onsei. Each decoder gets the whole list of inputs through its
 batch call where it has one (onsei ``decode_batch``, pyctcdecode ``decode_batch`` without a
 process pool), one process and thread each, after one untimed call (in which numba loads the
@@ -50,6 +53,7 @@ from onsei.lm import read_arpa
 EXP = an4_training.WORK / "exp" / "conformer_ctc"
 WORK = an4_training.WORK / "ctc_speed"
 TOKEN_MIN_LOGP, BEAM_PRUNE_LOGP = -5.0, -10.0
+PARTIAL_WORD_PENALTY = -10.0
 LONG_SECONDS = 600.0
 
 
@@ -87,6 +91,7 @@ class OnseiDecoder:
             word_bonus=word_bonus,
             token_min_logp=TOKEN_MIN_LOGP,
             beam_prune_logp=BEAM_PRUNE_LOGP,
+            partial_word_penalty=PARTIAL_WORD_PENALTY,
         )
         self.search = CTCPrefixBeamSearch(symbols, options, read_arpa(lm_path) if lm_path else None)
 

@@ -37,11 +37,14 @@ def lm_for(kind: str) -> NgramLM | None:
     return None
 
 
-@pytest.mark.parametrize("kind", ["no LM", "word LM", "char LM"])
+@pytest.mark.parametrize(
+    ("kind", "partial_word_length"), [("no LM", 6), ("word LM", 6), ("word LM", 1), ("char LM", 6)]
+)
 @pytest.mark.parametrize(("beam_size", "nbest"), [(1, 1), (6, 1), (16, 4), (64, 1)])
 def test_the_compiled_search_finds_what_the_python_search_finds(
-    kind: str, beam_size: int, nbest: int
+    kind: str, partial_word_length: int, beam_size: int, nbest: int
 ):
+    # (partial_word_length 1: every character of a word in progress off the LM's words costs)
     options = CTCBeamOptions(
         beam_size=beam_size,
         nbest=nbest,
@@ -49,6 +52,7 @@ def test_the_compiled_search_finds_what_the_python_search_finds(
         word_bonus=0.5,
         token_min_logp=-4.0,
         beam_prune_logp=-12.0,
+        partial_word_length=partial_word_length,
     )
     search = CTCPrefixBeamSearch(SYMBOLS, options, lm_for(kind))
     assert search.compiled is not None

@@ -225,14 +225,17 @@ def test_pruned_search_equals_the_frame_by_frame_search(
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("scorer", ["none", "word LM", "char LM", "hotwords"])
+@pytest.mark.parametrize("scorer", ["none", "word LM", "word LM by length", "char LM", "hotwords"])
 def test_the_one_best_search_drops_only_hypotheses_that_cannot_win(seed: int, scorer: str):
     # a 1-best search recombines prefixes with the same future; the n-best search does not
+    # ("by length": a word in progress off the LM's words costs more the longer it grows)
     lm = {
         "word LM": kneser_ney(word_lm_sentences(), order=2),
+        "word LM by length": kneser_ney(word_lm_sentences(), order=2),
         "char LM": kneser_ney([list("AB▁BA"), list("AB"), list("BB▁A")], order=3),
     }.get(scorer)
     hotwords = ("BA",) if scorer == "hotwords" else ()
+    by_length = scorer == "word LM by length"
     log_probs = blank_heavy_log_probs(12, seed)
 
     def search(nbest: int) -> CTCPrefixBeamSearch:
@@ -244,6 +247,7 @@ def test_the_one_best_search_drops_only_hypotheses_that_cannot_win(seed: int, sc
             lm_weight=0.8,
             word_bonus=0.3,
             hotwords=hotwords,
+            **({"partial_word_length": 2, "partial_word_penalty": -2.0} if by_length else {}),
         )
         return CTCPrefixBeamSearch(SYMBOLS, options, lm)
 

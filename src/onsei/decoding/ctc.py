@@ -19,8 +19,9 @@ Scores are natural logs. A hypothesis ranks by ``acoustic + lm_weight * lm + wor
 words + hotword bonuses``. The LM is either a token LM (its symbols are the model's tokens, as
 ``onsei lm train --unit char`` writes for a character model), applied at every token, or a word
 LM, applied when a word is complete (words end at ``▁``-initial tokens and at the end); a word
-in progress that no LM word starts with is penalised at once (``unk_penalty``), so misspelled
-prefixes leave the beam early.
+in progress that no LM word starts with is penalised at once (``partial_word_penalty``, more
+the longer it grows past ``partial_word_length`` characters), so misspelled prefixes and
+words run together leave the beam early.
 
 The search runs compiled (``onsei.decoding.ctc_compiled``, numba) whenever no hotwords are
 given and the LM, if any, is an ARPA model; otherwise in Python. Both find the same
@@ -71,6 +72,14 @@ class CTCBeamOptions:
     progress is no LM word's beginning. The default is pyctcdecode's ``unk_score_offset`` (-10
     in log10 units, about -23 in natural log). On AN4 dev with the word 3-gram (two
     Conformer-CTC models, beam 10), -10 was 0.6 and 1.2 points worse, -15 to -30 alike."""
+    partial_word_penalty: float | None = None
+    """Added (not weighted) while a word in progress is no LM word's beginning, and replaced
+    by the word's own score once it is complete; None: ``lm_weight * unk_penalty``.
+    pyctcdecode's convention is -10, whatever the LM weight."""
+    partial_word_length: int = 6
+    """A word in progress longer than this many characters that is no LM word's beginning is
+    penalised in proportion to its length (pyctcdecode's rule), so that words run together
+    cost more the longer they grow."""
     token_min_logp: float = -10.0
     """Per frame, tokens less likely than this (natural log; blank included) are not tried,
     neither to grow a prefix nor to continue one, except the frame's likeliest token."""
@@ -85,11 +94,21 @@ class CTCBeamOptions:
     """Bonus for a complete hotword; a hotword in progress gets the share it has matched."""
     nbest: int = 1
 
+    def partial_penalty(self) -> float:
+        """What a word in progress that begins no LM word adds to a prefix's score."""
+        if self.partial_word_penalty is None:
+            return self.lm_weight * self.unk_penalty
+        return self.partial_word_penalty
+
     def validate(self) -> None:
         if self.beam_size < 1:
             raise OptionError(f"beam_size: must be at least 1, got {self.beam_size}")
         if not 1 <= self.nbest <= self.beam_size:
             raise OptionError(f"nbest: must be between 1 and beam_size, got {self.nbest}")
+        if self.partial_word_length < 1:
+            raise OptionError(
+                f"partial_word_length: must be at least 1, got {self.partial_word_length}"
+            )
         if self.top_k < 0:
             raise OptionError(f"top_k: must be 0 (no limit) or positive, got {self.top_k}")
 
@@ -218,17 +237,18 @@ class CTCPrefixBeamSearch:
         if tables is None:
             arrays = (empty_ints, empty_floats, empty_ints, empty_floats, empty_ints)
             arrays += (np.array([1, 2], dtype=np.int64),)
-            token_ids, fusion = empty_ints, [0.0] * 7
+            token_ids, fusion = empty_ints, [0.0] * 9
         else:
             arrays = tables.arrays
             token_ids = np.array([tables.id(s) for s in self.symbols], dtype=np.int64)
             fusion = [options.lm_weight, options.word_bonus, options.unk_penalty]
             fusion += [tables.unk_log10, len(tables.ids), tables.start(), tables.end]
+            fusion += [options.partial_penalty(), options.partial_word_length]
         if self.word_lm:
             words = {w: tables.id(w) for w in lm.vocabulary - {BOS, EOS, UNK}}
             trie = astuple(spelling_trie(words, self.symbols))
         else:
-            trie = (empty_ints, empty_ints, empty_ints, 0, empty_ints, empty_ints)
+            trie = (empty_ints, empty_ints, empty_ints, 0, empty_ints, empty_ints, empty_ints)
         kind = ctc_compiled.WORD_LM if self.word_lm else ctc_compiled.TOKEN_LM
         return (
             self.blank,
@@ -269,16 +289,16 @@ class CTCPrefixBeamSearch:
         node.children[token] = child
         return child
 
-    def _future_word(self, word: str) -> str | None:
+    def _future_word(self, word: str) -> str | int:
         """What of the word in progress the scores of a prefix's continuations depend on: all
-        of it with hotwords; with a word LM, which LM word's beginning it is, or (None) that
-        it begins none; nothing otherwise."""
+        of it with hotwords; with a word LM, which LM word's beginning it is, or, if it begins
+        none, its length; nothing otherwise."""
         if self.hotwords:
             return word
         if not self.word_lm:
             return ""
         if self.word_prefixes and word and word not in self.word_prefixes:
-            return None
+            return len(word)
         return word
 
     def _finish_word(
@@ -304,7 +324,9 @@ class CTCPrefixBeamSearch:
             return 0.0
         score = 0.0
         if self.word_prefixes and word not in self.word_prefixes:
-            score += self.options.lm_weight * self.options.unk_penalty
+            score += self.options.partial_penalty() * max(
+                1.0, len(word) / self.options.partial_word_length
+            )
         best = 0.0
         for phrase in self.hotwords:
             for k in range(len(phrase)):  # phrase[:k] complete, and word begins phrase[k]

@@ -4,9 +4,10 @@ fusion), on integer prefixes and arrays instead of Python objects.
 
 ``CTCPrefixBeamSearch`` uses it whenever it can: with no LM, a token LM or a word LM read
 from ARPA (``onsei.lm.tables``), and no hotwords. The word in progress is a node of the
-spelling trie of the word LM's words (``SpellingTrie``), or ``OFF_TRIE`` once it is no LM
-word's beginning: prefixes whose words in progress are all off the trie have the same
-future, which the Python search also knows (``CTCPrefixBeamSearch._future_word``).
+spelling trie of the word LM's words (``SpellingTrie``), or, once it is no LM word's
+beginning, minus its length in characters: prefixes whose words in progress
+are off the trie and as long have the same future, which the Python search also knows
+(``CTCPrefixBeamSearch._future_word``).
 
 The trie of prefixes holds, per node, integer fields (``_TOKEN`` .. ``_KEPT``) and float
 fields (``_LOGP`` .. ``_PARTIAL``) in two arrays that double when full; unlinked nodes are
@@ -28,8 +29,6 @@ from onsei.decoding.log_space import logaddexp
 from onsei.lm.tables import lm_score
 from onsei.text.tokenizers import WORD_BOUNDARY
 
-OFF_TRIE = -1
-"""The spelling-trie node of a word in progress that no LM word begins with."""
 NO_LM, TOKEN_LM, WORD_LM = 0, 1, 2
 
 # integer fields of a prefix node
@@ -56,6 +55,8 @@ class SpellingTrie:
     """The characters each token adds to the word in progress, concatenated."""
     token_offsets: np.ndarray
     """Token ``t``'s are ``token_characters[token_offsets[t] : token_offsets[t + 1]]``."""
+    depths: np.ndarray
+    """Per node: how many characters it spells."""
 
 
 def spelling_trie(words: dict[str, int], symbols: Sequence[str]) -> SpellingTrie:
@@ -64,7 +65,7 @@ def spelling_trie(words: dict[str, int], symbols: Sequence[str]) -> SpellingTrie
     texts = [s.removeprefix(WORD_BOUNDARY) for s in symbols]
     alphabet = {c: i for i, c in enumerate(sorted({c for w in [*words, *texts] for c in w}))}
     edges: dict[tuple[int, int], int] = {}
-    word_ids = [-1]
+    word_ids, depths = [-1], [0]
     for word, word_id in words.items():
         node = 0
         for character in word:
@@ -72,6 +73,7 @@ def spelling_trie(words: dict[str, int], symbols: Sequence[str]) -> SpellingTrie
             if key not in edges:
                 edges[key] = len(word_ids)
                 word_ids.append(-1)
+                depths.append(depths[node] + 1)
             node = edges[key]
         word_ids[node] = word_id
     keys = np.array([n * len(alphabet) + c for n, c in edges], dtype=np.int64)
@@ -85,6 +87,7 @@ def spelling_trie(words: dict[str, int], symbols: Sequence[str]) -> SpellingTrie
         len(alphabet),
         np.array(token_characters, dtype=np.int64),
         np.cumsum([0] + [len(t) for t in texts]).astype(np.int64),
+        np.array(depths, dtype=np.int64),
     )
 
 
@@ -110,14 +113,16 @@ def _add(ints, node: int, blank: float, label: float, nodes, pb, pnb, n: int) ->
 
 @numba.njit(cache=True)
 def _spell(trie, node: int, token: int) -> int:
-    """The spelling-trie node after ``token``'s characters, from ``node``."""
-    keys, children, _, characters, token_characters, token_offsets = trie
+    """The spelling-trie node after ``token``'s characters, from ``node`` (a negative
+    ``node``: off the trie, minus the word's length so far)."""
+    keys, children, _, characters, token_characters, token_offsets, depths = trie
     for i in range(token_offsets[token], token_offsets[token + 1]):
-        if node == OFF_TRIE:
-            return node
+        if node < 0:
+            node -= 1
+            continue
         key = node * characters + token_characters[i]
         j = np.searchsorted(keys, key)
-        node = children[j] if j < len(keys) and keys[j] == key else OFF_TRIE
+        node = children[j] if j < len(keys) and keys[j] == key else -(depths[node] + 1)
     return node
 
 
@@ -125,7 +130,7 @@ def _spell(trie, node: int, token: int) -> int:
 def _finish_word(fusion, lm, trie, word: int, fixed: float, state: int) -> tuple[float, int]:
     """``CTCPrefixBeamSearch._finish_word`` for a word LM: score the word spelled up to
     spelling-trie node ``word``."""
-    word_id = trie[2][word] if word != OFF_TRIE else -1
+    word_id = trie[2][word] if word >= 0 else -1
     log_prob, state = lm_score(lm, fusion[3], state, word_id if word_id >= 0 else int(fusion[4]))
     if word_id < 0:
         log_prob += fusion[2]
@@ -163,7 +168,7 @@ def search(
         lm: ``NgramTables.arrays`` (any, with no LM).
         trie: ``SpellingTrie``'s arrays (any, without a word LM).
         fusion: ``(lm_weight, word_bonus, unk_penalty, unk_log10, unknown id, start state,
-            end id)``.
+            end id, partial-word penalty, partial-word length)``.
 
     Returns:
         ``(tokens, frames, log_probs, lengths, scores, acoustic)``: the ``nbest`` best
@@ -265,8 +270,8 @@ def search(
                             word = _spell(trie, 0, token)
                         else:
                             word = _spell(trie, word, token)
-                        if word == OFF_TRIE:
-                            partial = lm_weight * fusion[2]
+                        if word < 0:
+                            partial = fusion[7] * max(1.0, -word / fusion[8])
                     ints[child, _TOKEN] = token
                     ints[child, _PARENT] = node
                     ints[child, _DEPTH] = ints[node, _DEPTH] + 1
