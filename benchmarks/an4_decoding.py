@@ -42,11 +42,24 @@ def train_lms() -> dict[str, str]:
     return {unit: str(path) for unit, path in paths.items()}
 
 
+def ctc_weights(family: str) -> tuple[float | None, ...]:
+    """CTC weights to try: the joint model's own and ESPnet's usual ones; for LAS and the
+    Transformer, attention-only or rescored by the auxiliary CTC head they trained with."""
+    if family == "joint_ctc_attention":
+        return (0.3, 0.5)
+    return (None, 0.3)
+
+
 def beam_grid(family: str, beam: int) -> list[dict]:
-    """Beam search without LM: attention models need a length bonus (tuned on dev), or
-    their beam search prefers ending early."""
+    """Beam search without LM: attention models need a length bonus or length normalisation
+    (tuned on dev), or their beam search prefers ending early."""
     if family in ATTENTION_FAMILIES:
-        return [{"beam_size": beam, "length_bonus": b} for b in (0.0, 0.5, 1.0, 1.5)]
+        lengths = [{"length_bonus": b} for b in (0.0, 0.5, 1.0, 1.5)]
+        lengths += [{"length_penalty": p} for p in (0.5, 1.0)]
+        return [
+            {"beam_size": beam, **length, "ctc_weight": c}
+            for length, c in itertools.product(lengths, ctc_weights(family))
+        ]
     if family == "rnnt":
         return [{"beam_size": beam, "transducer_search": "time_sync"}]
     return [{"beam_size": beam}]
@@ -65,7 +78,6 @@ def lm_grid(family: str, beam: int, lms: dict[str, str]) -> list[dict]:
             for w, b in itertools.product((0.1, 0.2, 0.4), (0.0, 0.5, 1.0))
         ]
     if family in ATTENTION_FAMILIES:
-        ctc = (0.3, 0.5) if family == "joint_ctc_attention" else (None,)
         return [
             {
                 "beam_size": beam,
@@ -74,7 +86,7 @@ def lm_grid(family: str, beam: int, lms: dict[str, str]) -> list[dict]:
                 "length_bonus": b,
                 "ctc_weight": c,
             }
-            for w, b, c in itertools.product((0.1, 0.2, 0.4), (0.5, 1.0, 1.5), ctc)
+            for w, b, c in itertools.product((0.1, 0.2, 0.4), (0.5, 1.0, 1.5), ctc_weights(family))
         ]
     return []
 
