@@ -68,10 +68,11 @@ class CTCBeamOptions:
     """With an LM: added per word (beta; per token with a token LM), against the LM's bias
     towards short output."""
     unk_penalty: float = -10.0 * math.log(10.0)
-    """Added (times ``lm_weight``) for a word the word LM does not know, and as soon as a word in
-    progress is no LM word's beginning. The default is pyctcdecode's ``unk_score_offset`` (-10
-    in log10 units, about -23 in natural log). On AN4 dev with the word 3-gram (two
-    Conformer-CTC models, beam 10), -10 was 0.6 and 1.2 points worse, -15 to -30 alike."""
+    """Added (times ``lm_weight``) for a word the word LM does not know, and (unless
+    ``partial_word_penalty`` is set) as soon as a word in progress is no LM word's beginning.
+    The default is pyctcdecode's ``unk_score_offset`` (-10 in log10 units, about -23 in
+    natural log). On AN4 dev with the word 3-gram (two Conformer-CTC models, beam 10), -10 was
+    0.6 and 1.2 points worse, -15 to -30 alike."""
     partial_word_penalty: float | None = None
     """Added (not weighted) while a word in progress is no LM word's beginning, and replaced
     by the word's own score once it is complete; None: ``lm_weight * unk_penalty``.
