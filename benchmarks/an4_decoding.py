@@ -17,6 +17,7 @@ import argparse
 import itertools
 import json
 import subprocess
+from datetime import datetime
 
 import an4_training
 import common
@@ -116,10 +117,12 @@ def measure(family: str, beam: int, lms: dict[str, str]) -> dict:
         if len(candidates) > 1:
             tuned = min(candidates, key=lambda options: score(exp, dev, options)["wer"])
         rows[name] = (tuned, score(exp, test, tuned))
+    trained = an4_training.read_log(exp)[-1]["time"]
     return {
         "family": family,
         "date": common.today(),
         "commit": common.git_commit(),
+        "model_trained": datetime.fromtimestamp(trained).astimezone().strftime("%Y-%m-%d %H:%M"),
         "rows": {
             name: {"options": {k: v for k, v in options.items() if k != "lm"}, **figures}
             for name, (options, figures) in rows.items()
@@ -137,12 +140,14 @@ def section() -> str:
         "dev, then test decoded once. Anchor: ESPnet's AN4 result, 7.4% WER / 3.6% CER "
         "(Transformer, joint CTC/attention, beam 10, LM, 200 GPU epochs).\n",
     ]
-    rows = []
+    rows, trained = [], []
     for family in an4_training.FAMILIES:
         path = FIGURES / f"{family}.json"
         if not path.is_file():
             continue
         result = json.loads(path.read_text(encoding="utf-8"))
+        if "model_trained" in result:
+            trained.append(f"{an4_training.LABELS[family]} {result['model_trained']}")
         for name, row in result["rows"].items():
             options = ", ".join(f"{k} {v}" for k, v in row["options"].items() if v is not None)
             rows.append(
@@ -157,6 +162,11 @@ def section() -> str:
                     result["date"],
                 ]
             )
+    if trained:
+        lines.append(
+            "- When each model's training ended, where recorded (a later run of the same "
+            "recipe than the an4_training section's): " + "; ".join(trained) + ".\n"
+        )
     headers = ["Family", "Search", "Options", "Test WER", "Test CER", "Decode RTF", "Utt/s", "Date"]
     lines.append(common.markdown_table(headers, rows))
     return "\n".join(lines)
