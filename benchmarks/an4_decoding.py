@@ -4,8 +4,9 @@ The LMs are estimated by ``onsei lm train`` from the AN4 *training* transcripts 
 3-gram (fused by the CTC prefix beam search at word ends) and a character 6-gram (fused per
 token by the attention, joint CTC/attention and transducer searches). LM weight, word/length
 bonus and CTC weight are chosen on the dev set (a small grid), then the test set is decoded
-once with them; attention models get their length bonus tuned on dev for plain beam search
-too. Decode speed is given as real-time factor and utterances per second (batched greedy and
+once with them; attention models get their length bonus or length normalisation tuned on
+dev for plain beam search too, and LAS and the Transformer, which train with an auxiliary CTC
+loss, are also decoded rescored by that CTC head ("beam + CTC"). Decode speed is given as real-time factor and utterances per second (batched greedy and
 attention searches; CTC and transducer beam searches one utterance at a time).
 
 Usage: .venv/bin/python benchmarks/an4_decoding.py [--families ...] [--beam 10]
@@ -43,23 +44,29 @@ def train_lms() -> dict[str, str]:
     return {unit: str(path) for unit, path in paths.items()}
 
 
+AUX_CTC_WEIGHT = 0.3
+"""The CTC weight at which LAS and the Transformer are decoded with their auxiliary CTC head
+(ESPnet's usual weight)."""
+
+
 def ctc_weights(family: str) -> tuple[float | None, ...]:
-    """CTC weights to try: the joint model's own and ESPnet's usual ones; for LAS and the
-    Transformer, attention-only or rescored by the auxiliary CTC head they trained with."""
+    """CTC weights to try with an LM: the joint model's own and ESPnet's usual ones; for LAS
+    and the Transformer, attention only or rescored by their auxiliary CTC head."""
     if family == "joint_ctc_attention":
         return (0.3, 0.5)
-    return (None, 0.3)
+    return (None, AUX_CTC_WEIGHT)
 
 
-def beam_grid(family: str, beam: int) -> list[dict]:
+def beam_grid(family: str, beam: int, ctc_weight: float | None = None) -> list[dict]:
     """Beam search without LM: attention models need a length bonus or length normalisation
     (tuned on dev), or their beam search prefers ending early."""
     if family in ATTENTION_FAMILIES:
         lengths = [{"length_bonus": b} for b in (0.0, 0.5, 1.0, 1.5)]
         lengths += [{"length_penalty": p} for p in (0.5, 1.0)]
+        weights = ctc_weights(family) if family == "joint_ctc_attention" else (ctc_weight,)
         return [
             {"beam_size": beam, **length, "ctc_weight": c}
-            for length, c in itertools.product(lengths, ctc_weights(family))
+            for length, c in itertools.product(lengths, weights)
         ]
     if family == "rnnt":
         return [{"beam_size": beam, "transducer_search": "time_sync"}]
@@ -102,11 +109,19 @@ def score(exp, manifest, options: dict) -> dict:
     }
 
 
+def dev_wer(exp, dev, options: dict) -> float:
+    wer = score(exp, dev, options)["wer"]
+    print(f"  dev {common.fmt_pct(wer)}: {options}", flush=True)
+    return wer
+
+
 def measure(family: str, beam: int, lms: dict[str, str]) -> dict:
     exp = an4_training.WORK / "exp" / family
     dev, test = an4_training.DATA / "dev.jsonl", an4_training.DATA / "test.jsonl"
     rows = {"greedy": ({}, score(exp, test, {}))}
     searches = [("beam", beam_grid(family, beam))]
+    if family in ("las", "transformer"):  # the same, rescored by the auxiliary CTC head
+        searches.append(("beam + CTC", beam_grid(family, beam, AUX_CTC_WEIGHT)))
     if family == "rnnt":  # the transducer's other beam search, for its speed and WER
         searches.append(("beam (Graves)", [{"beam_size": beam, "transducer_search": "graves"}]))
     searches.append(("beam + LM", lm_grid(family, beam, lms)))
@@ -115,7 +130,7 @@ def measure(family: str, beam: int, lms: dict[str, str]) -> dict:
             continue
         tuned = candidates[0]
         if len(candidates) > 1:
-            tuned = min(candidates, key=lambda options: score(exp, dev, options)["wer"])
+            tuned = min(candidates, key=lambda options: dev_wer(exp, dev, options))
         rows[name] = (tuned, score(exp, test, tuned))
     trained = an4_training.read_log(exp)[-1]["time"]
     return {
