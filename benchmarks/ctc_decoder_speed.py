@@ -270,7 +270,10 @@ def main() -> None:
         f"training audio joined into one input ({len(long_input[0])} frames); 1 thread.\n"
         f"- LM weight {weights['lm_weight']}, word bonus {weights['word_bonus']} (chosen on dev "
         "for onsei by an4_decoding.py); token_min_logp -5, beam_prune_logp -10; unknown-word "
-        "penalty -10 in log10 units (pyctcdecode's default, and onsei's since 2026-12-01).\n\n"
+        "penalty -10 in log10 units (pyctcdecode's default, and onsei's since 2026-12-01); "
+        "a word in progress that begins no LM word: -10 (pyctcdecode's; onsei's default is "
+        "the LM weight times the unknown-word penalty), times its length / 6 past 6 "
+        "characters (both decoders' rule).\n\n"
         + common.markdown_table(headers, rows)
         + "\n\nonsei's speed-up (peer's time / onsei's time):\n\n"
         + common.markdown_table(["LM", "Beam", "Peer", "AN4 test", "10-min input"], speedups(times))
