@@ -6,8 +6,9 @@ token by the attention, joint CTC/attention and transducer searches). LM weight,
 bonus and CTC weight are chosen on the dev set (a small grid), then the test set is decoded
 once with them; attention models get their length bonus or length normalisation tuned on
 dev for plain beam search too, and LAS and the Transformer, which train with an auxiliary CTC
-loss, are also decoded rescored by that CTC head ("beam + CTC"). Decode speed is given as real-time factor and utterances per second (batched greedy and
-attention searches; CTC and transducer beam searches one utterance at a time).
+loss, are also decoded rescored by that CTC head ("beam + CTC"). Decode speed is given as
+real-time factor and utterances per second (batched greedy and attention searches; CTC and
+transducer beam searches one utterance at a time).
 
 Usage: .venv/bin/python benchmarks/an4_decoding.py [--families ...] [--beam 10]
 """
