@@ -257,6 +257,39 @@ def test_the_one_best_search_drops_only_hypotheses_that_cannot_win(seed: int, sc
     assert best.score == pytest.approx(reference.score, abs=1e-9)
 
 
+def test_words_run_together_cost_more_the_longer_they_grow():
+    # "AB" five times, each boundary a little less likely than blank: at a flat penalty for a
+    # word in progress off the LM's words, "ABABABABAB" outscores the split words until the
+    # end, where it is too late; a penalty that grows with the word lets them win in time
+    def frame(**log_probs: float) -> np.ndarray:
+        row = np.full(len(SYMBOLS), -30.0)
+        for symbol, log_prob in log_probs.items():
+            row[SYMBOLS.index({"blank": "<blank>", "boundary": "▁"}.get(symbol, symbol))] = log_prob
+        return row
+
+    rows = []
+    for i in range(5):
+        rows += [frame(A=-0.01), frame(B=-0.01)]
+        if i < 4:
+            rows.append(frame(blank=math.log(0.6), boundary=math.log(0.4)))
+    log_probs = np.stack(rows)
+    log_probs -= np.logaddexp.reduce(log_probs, axis=1, keepdims=True)
+    lm = kneser_ney(word_lm_sentences(), order=2)
+
+    def best(partial_word_length: int) -> str:
+        options = CTCBeamOptions(
+            beam_size=4,
+            lm_weight=0.5,
+            word_bonus=0.0,
+            partial_word_penalty=-1.0,
+            partial_word_length=partial_word_length,
+        )
+        return CTCPrefixBeamSearch(SYMBOLS, options, lm).decode(log_probs)[0].text
+
+    assert best(partial_word_length=100) == "ABABABABAB"
+    assert best(partial_word_length=2) == "AB AB AB AB AB"
+
+
 def test_a_kenlm_model_fuses_like_the_same_arpa_model(tmp_path):
     pytest.importorskip("kenlm", reason="the kenlm module is optional and not installed")
     from onsei.lm import write_arpa
