@@ -6,7 +6,7 @@ Audio: the 25 clips of ../shared/data/clips joined with 1.5 s of silence into on
 (a session of about two and a half minutes), played into each method at real-time speed.
 
 - onsei: ``model.streamer(language="en")`` (defaults: a decoding per half second of new
-  audio, in a window of the buffer's length (at least 20 s) instead of 30 s, greedy, Silero
+  audio, in a window of the buffer's length (at least 20 s) instead of 30 s, beam 3, Silero
   VAD) fed by ``latest(file_chunks(..., realtime=True))``, as ``onsei stream
   FILE --realtime`` does. Latency of a word = wall time when it is committed minus the time
   its audio ended in the stream (Whisper's word end time). Committed text is never revised
@@ -38,6 +38,7 @@ from onsei.audio import SAMPLE_RATE, load_audio
 from onsei.metrics import error_counts
 from onsei.streaming.events import Committed, Final
 from onsei.streaming.sources import file_chunks, latest
+from onsei.streaming.whisper_stream import StreamOptions
 from onsei.text.normalizers import normalize_whisper
 
 WORK = common.WORK_DIR / "streaming"
@@ -228,8 +229,10 @@ def section() -> str:
         "during a decoding is decoded next, in one piece).",
         "- onsei: `model.streamer(language='en')` with its defaults (a decoding per half second "
         "of new audio, the buffer encoded in a window of its own length, at least 20 s, instead "
-        "of 30 s; greedy; Silero VAD; LocalAgreement-2). naive: the seed's 5-s window "
-        "re-transcribed every second (greedy), each second's new words taken as its output.",
+        f"of 30 s; beam {StreamOptions().beam_size}; Silero VAD; LocalAgreement-2). naive: the "
+        "seed's 5-s window re-transcribed every second (greedy), each second's new words "
+        "taken as its output. Whisper rows dated before 2026-12-04 19:50 were measured when the "
+        "default was greedy.",
         "- Latency of a word: wall time of its commit (naive: of the window that first gives "
         "it) minus the time its audio ended (Whisper's word time). Revisions: onsei, "
         "committed words later changed; naive, word edits the overlap of each window makes to "

@@ -418,7 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(st)
     st.set_defaults(model="tiny.en")
     st.add_argument("--language", default=None, help="language code (default: detect once)")
-    st.add_argument("--beam_size", type=int, default=1, help="beams per decoding (1: greedy)")
+    st.add_argument(
+        "--beam_size", type=int, default=None, help="beams per decoding (1: greedy; default 3)"
+    )
     st.add_argument(
         "--min_chunk", type=float, default=0.5, help="seconds of new audio between decodings"
     )
@@ -1023,11 +1025,12 @@ def _run_stream(args: argparse.Namespace) -> int:
         raise OptionError("onsei stream: give one of AUDIO, --mic or --serve")
     options = {
         "language": args.language,
-        "beam_size": args.beam_size,
         "min_chunk_seconds": args.min_chunk,
         "buffer_seconds": args.buffer_seconds,
         "vad": args.vad,
     }
+    if args.beam_size is not None:
+        options["beam_size"] = args.beam_size
     from onsei.streaming.whisper_stream import StreamOptions
 
     StreamOptions.from_kwargs(**options)  # bad options fail before the model loads

@@ -48,7 +48,9 @@ class StreamOptions:
     """Commit everything tentative and start afresh when the buffer reaches this."""
     language: str | None = None
     """Language code; None detects it (multilingual models) on each decoding."""
-    beam_size: int = 1
+    beam_size: int = 3
+    """Beams per decoding. On the clips streamed with base (one run each), beam 3 gave 2.8 %
+    WER at 1.76 s mean latency, greedy 5.6 % at 1.48 s."""
     vad: bool = True
     vad_options: VadOptions = field(default_factory=VadOptions)
     prompt_characters: int = 200
