@@ -178,6 +178,8 @@ def test_bad_stream_options_are_named(tiny_en):
         tiny_en.streamer(beams=3)
     with pytest.raises(OptionError, match="buffer limits"):
         tiny_en.streamer(buffer_seconds=40)
+    with pytest.raises(OptionError, match="beam_size: must be at least 1, got 0"):
+        tiny_en.streamer(beam_size=0)
 
 
 # -- sources ----------------------------------------------------------------------------------

@@ -49,8 +49,9 @@ class StreamOptions:
     language: str | None = None
     """Language code; None detects it (multilingual models) on each decoding."""
     beam_size: int = 3
-    """Beams per decoding. On the clips streamed with base (one run each), beam 3 gave 2.8 %
-    WER at 1.76 s mean latency, greedy 5.6 % at 1.48 s."""
+    """Beams per decoding (1: greedy). On the clips streamed with base (median of 3 runs,
+    benchmarks/RESULTS.md), beam 3 gave 4.8 % WER at 1.73 s mean latency, greedy 5.6 % at
+    1.50 s."""
     vad: bool = True
     vad_options: VadOptions = field(default_factory=VadOptions)
     prompt_characters: int = 200
@@ -62,6 +63,8 @@ class StreamOptions:
     def validate(self) -> None:
         if self.min_chunk_seconds <= 0:
             raise OptionError("min_chunk_seconds: must be positive")
+        if self.beam_size < 1:
+            raise OptionError(f"beam_size: must be at least 1, got {self.beam_size}")
         if not 0 < self.buffer_seconds < self.max_buffer_seconds <= 30:
             raise OptionError("buffer limits: need 0 < buffer_seconds < max_buffer_seconds <= 30")
 
