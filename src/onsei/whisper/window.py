@@ -6,8 +6,8 @@ windows, at a cost that falls with their length (0.05 s for 10 s), so a streamin
 few seconds is encoded in a shorter window (whisper.cpp's ``audio_ctx``): its own length
 with a second of silence after it, and at least 20 s (shorter windows lose words).
 Decoding then follows faster-whisper's steps for one window: the prompt, greedy or beam
-search without timestamp tokens (at most ``TOKENS_PER_SECOND`` per second of audio; a greedy
-decoding that loops is done again with beam search), and word times from the cross-attention
+search without timestamp tokens (at most ``TOKENS_PER_SECOND`` per second of audio; a
+decoding that loops is done again with a wider beam), and word times from the cross-attention
 alignment (faster-whisper's own ``add_word_timestamps``; faster-whisper is pinned, these are its
 internals).
 """
@@ -36,7 +36,7 @@ TOKENS_PER_SECOND, EXTRA_TOKENS = 8, 10
 speech is about 5 per second; spelled letters 3 to 4): a decoding that goes on longer is
 looping, and is cut there rather than at Whisper's 448 tokens."""
 LOOP_BEAM_SIZE = 5
-"""A greedy decoding that loops is decoded again with beam search of this width."""
+"""A decoding that loops with fewer beams than this is decoded again with this many."""
 
 
 def window_frames(audio_frames: int) -> int:
