@@ -58,13 +58,13 @@ def ctc_weights(family: str) -> tuple[float | None, ...]:
     return (None, AUX_CTC_WEIGHT)
 
 
-def beam_grid(family: str, beam: int, ctc_weight: float | None = None) -> list[dict]:
-    """Beam search without LM: attention models need a length bonus or length normalisation
-    (tuned on dev), or their beam search prefers ending early."""
+def beam_grid(family: str, beam: int, weights: tuple[float | None, ...] = (None,)) -> list[dict]:
+    """Beam search without LM (at each CTC weight of ``weights``): attention models need a
+    length bonus or length normalisation (tuned on dev), or their beam search prefers ending
+    early."""
     if family in ATTENTION_FAMILIES:
         lengths = [{"length_bonus": b} for b in (0.0, 0.5, 1.0, 1.5)]
         lengths += [{"length_penalty": p} for p in (0.5, 1.0)]
-        weights = ctc_weights(family) if family == "joint_ctc_attention" else (ctc_weight,)
         return [
             {"beam_size": beam, **length, "ctc_weight": c}
             for length, c in itertools.product(lengths, weights)
@@ -120,9 +120,10 @@ def measure(family: str, beam: int, lms: dict[str, str]) -> dict:
     exp = an4_training.WORK / "exp" / family
     dev, test = an4_training.DATA / "dev.jsonl", an4_training.DATA / "test.jsonl"
     rows = {"greedy": ({}, score(exp, test, {}))}
-    searches = [("beam", beam_grid(family, beam))]
+    joint = family == "joint_ctc_attention"
+    searches = [("beam", beam_grid(family, beam, ctc_weights(family) if joint else (None,)))]
     if family in ("las", "transformer"):  # the same, rescored by the auxiliary CTC head
-        searches.append(("beam + CTC", beam_grid(family, beam, AUX_CTC_WEIGHT)))
+        searches.append(("beam + CTC", beam_grid(family, beam, (AUX_CTC_WEIGHT,))))
     if family == "rnnt":  # the transducer's other beam search, for its speed and WER
         searches.append(("beam (Graves)", [{"beam_size": beam, "transducer_search": "graves"}]))
     searches.append(("beam + LM", lm_grid(family, beam, lms)))

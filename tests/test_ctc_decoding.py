@@ -261,17 +261,17 @@ def test_words_run_together_cost_more_the_longer_they_grow():
     # "AB" five times, each boundary a little less likely than blank: at a flat penalty for a
     # word in progress off the LM's words, "ABABABABAB" outscores the split words until the
     # end, where it is too late; a penalty that grows with the word lets them win in time
-    def frame(**log_probs: float) -> np.ndarray:
+    def frame(log_probs: dict[str, float]) -> np.ndarray:
         row = np.full(len(SYMBOLS), -30.0)
         for symbol, log_prob in log_probs.items():
-            row[SYMBOLS.index({"blank": "<blank>", "boundary": "▁"}.get(symbol, symbol))] = log_prob
+            row[SYMBOLS.index(symbol)] = log_prob
         return row
 
     rows = []
     for i in range(5):
-        rows += [frame(A=-0.01), frame(B=-0.01)]
+        rows += [frame({"A": -0.01}), frame({"B": -0.01})]
         if i < 4:
-            rows.append(frame(blank=math.log(0.6), boundary=math.log(0.4)))
+            rows.append(frame({"<blank>": math.log(0.6), "▁": math.log(0.4)}))
     log_probs = np.stack(rows)
     log_probs -= np.logaddexp.reduce(log_probs, axis=1, keepdims=True)
     lm = kneser_ney(word_lm_sentences(), order=2)
