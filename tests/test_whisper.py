@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jiwer
@@ -143,6 +144,8 @@ def test_long_audio_is_decoded_as_faster_whispers_pipeline_does_cut_into_sentenc
 
     audio, reference = clips_joined
     batched = tiny_en.transcribe(audio, word_timestamps=True)  # 102 s: batch_size 8
+    if len(os.sched_getaffinity(0)) >= 2:  # then onsei's batches run in 2 lanes at a time
+        assert tiny_en._batch_engine[1] == 2
     segments, _ = BatchedInferencePipeline(tiny_en.model).transcribe(
         audio,
         batch_size=8,
@@ -151,8 +154,8 @@ def test_long_audio_is_decoded_as_faster_whispers_pipeline_does_cut_into_sentenc
         vad_parameters={},  # faster-whisper's VadOptions defaults, which are onsei's
     )
     segments = list(segments)
-    # (no chunk of the clips fails, so none is decoded again: the pipeline's text exactly,
-    # each chunk's segment cut into sentences)
+    # (no chunk of the clips fails, so none is decoded again: the pipeline's text exactly, in
+    # its order though decoded in lanes, each chunk's segment cut into sentences)
     assert "".join(s.text for s in batched.segments) == "".join(s.text for s in segments)
     assert len(batched.segments) > len(segments)
     assert [s.id for s in batched.segments] == list(range(len(batched.segments)))
@@ -171,6 +174,29 @@ def test_long_audio_is_decoded_as_faster_whispers_pipeline_does_cut_into_sentenc
         tiny_en.transcribe(audio, batch_size=0)
     with pytest.raises(OptionError, match="needs vad_filter on"):
         tiny_en.transcribe(audio, batch_size=4, vad_filter=False)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "batch_size", "lanes", "bounds"),
+    [
+        (21, 8, 2, [0, 5, 10, 16, 21]),
+        (21, 8, 1, [0, 7, 14, 21]),
+        (16, 8, 2, [0, 8, 16]),
+        (3, 8, 2, [0, 2, 3]),
+        (1, 8, 2, [0, 1]),
+        (0, 8, 2, [0]),
+    ],
+)
+def test_chunks_are_cut_into_even_batches_a_multiple_of_the_lanes(
+    chunks, batch_size, lanes, bounds
+):
+    from onsei.whisper.batched import batch_bounds
+
+    assert batch_bounds(chunks, batch_size, lanes) == bounds
+    sizes = np.diff(bounds)
+    assert all(1 <= sizes) and all(sizes <= batch_size) and sum(sizes) == chunks
+    assert len(sizes) % lanes == 0 or len(sizes) == chunks
+    assert len(sizes) == 0 or max(sizes) - min(sizes) <= 1
 
 
 def test_a_batched_chunk_fails_on_a_loop_short_text_or_an_early_end(tiny_en):

@@ -18,17 +18,32 @@ unlikely (``log_prob_threshold``), as a window does in Whisper's fallback (unles
 than its speech (fewer than ``MIN_TOKENS_PER_SECOND`` text tokens per second, in a chunk of at
 least ``MIN_CHECKED_SECONDS``; English speech gives 3 to 5) or its last timestamp is more than
 ``EARLY_END_SECONDS`` before the chunk's end (VAD chunks end within half a second of speech).
+
+On CPU the batches run in ``lanes`` parallel workers of one CTranslate2 model (its
+``inter_threads``), each with a share of the threads: a small Whisper's matrices are too small
+to keep two threads busy in one batch, and one lane's Python work (timestamps, the checks
+above) overlaps the other's decoding. The chunks are cut into batches of equal size, a
+multiple of ``lanes`` of them, so that the lanes finish together.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from faster_whisper import BatchedInferencePipeline
 from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import TranscriptionOptions, get_compression_ratio
+from faster_whisper.transcribe import (
+    Segment,
+    TranscriptionOptions,
+    Word,
+    get_compression_ratio,
+)
 
 MIN_TOKENS_PER_SECOND = 0.5
 MIN_CHECKED_SECONDS = 10.0
@@ -39,13 +54,49 @@ TIME_PRECISION = 0.02
 
 class FallbackBatchedPipeline(BatchedInferencePipeline):
     """``BatchedInferencePipeline`` whose failed chunks are decoded again sequentially, at
-    the ``temperatures`` of the fallback schedule (the pipeline itself uses the first only)."""
+    the ``temperatures`` of the fallback schedule (the pipeline itself uses the first only),
+    its batches decoded in ``lanes`` parallel workers of ``model`` (a ``WhisperModel`` with
+    ``num_workers`` at least ``lanes``)."""
 
-    def __init__(self, model: Any, temperatures: list[float]):
+    def __init__(self, model: Any, temperatures: list[float], lanes: int = 1):
         super().__init__(model)
         self.temperatures = list(temperatures)
+        self.lanes = lanes
         self._durations: list[float] = []
         """The seconds of speech of each chunk of the batch being decoded."""
+
+    def _batched_segments_generator(
+        self,
+        features: np.ndarray,
+        tokenizer: Tokenizer,
+        chunks_metadata: list[dict],
+        batch_size: int,
+        options: TranscriptionOptions,
+        log_progress: bool,
+    ) -> Iterator[Segment]:
+        """The segments of all chunks (``features`` ``(chunks, n_mels, 3000)``), in order,
+        decoded in batches of at most ``batch_size`` by ``lanes`` pipelines in parallel."""
+        bounds = batch_bounds(len(features), batch_size, self.lanes)
+        lane = threading.local()
+
+        def decode(batch: int) -> list[list[dict]]:
+            if not hasattr(lane, "pipeline"):  # one per worker thread: forward keeps state
+                lane.pipeline = FallbackBatchedPipeline(self.model, self.temperatures)
+            start, end = bounds[batch], bounds[batch + 1]
+            return lane.pipeline.forward(
+                features[start:end], tokenizer, chunks_metadata[start:end], options
+            )
+
+        pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="onsei-lane")
+        try:
+            number = 0
+            for results in pool.map(decode, range(len(bounds) - 1)):
+                for chunk in results:
+                    for segment in chunk:
+                        number += 1
+                        yield _segment(segment, number, options)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def forward(
         self,
@@ -136,6 +187,36 @@ def chunk_fails(
         last = (max(timestamps) - tokenizer.timestamp_begin) * TIME_PRECISION
         return duration - last > EARLY_END_SECONDS
     return False
+
+
+def batch_bounds(chunks: int, batch_size: int, lanes: int) -> list[int]:
+    """Where the batches of ``chunks`` begin and end: the fewest batches of at most
+    ``batch_size`` whose number is a multiple of ``lanes`` (or one chunk each, for fewer
+    chunks than lanes), of sizes within one of each other.
+    ``batch_bounds(21, 8, 2)`` -> ``[0, 5, 10, 16, 21]``."""
+    batches = min(chunks, lanes * math.ceil(chunks / (lanes * batch_size)))
+    return [round(k * chunks / batches) for k in range(batches + 1)] if batches else [0]
+
+
+def _segment(segment: dict, number: int, options: TranscriptionOptions) -> Segment:
+    """One of ``forward``'s segment dicts -> the faster-whisper ``Segment`` the pipeline
+    yields (as ``BatchedInferencePipeline._batched_segments_generator`` builds it)."""
+    words = None
+    if options.word_timestamps:
+        words = [Word(**word) for word in segment["words"]]
+    return Segment(
+        id=number,
+        seek=segment["seek"],
+        start=round(segment["start"], 3),
+        end=round(segment["end"], 3),
+        text=segment["text"],
+        tokens=segment["tokens"],
+        avg_logprob=segment["avg_logprob"],
+        compression_ratio=segment["compression_ratio"],
+        no_speech_prob=segment["no_speech_prob"],
+        words=words,
+        temperature=options.temperatures[0],
+    )
 
 
 def _timestamp(tokenizer: Tokenizer, seconds: float) -> int:

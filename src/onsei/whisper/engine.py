@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,11 @@ from onsei.audio import SAMPLE_RATE, AudioSource, load_audio
 from onsei.errors import AudioError, ModelError, OptionError
 from onsei.transcript import Segment, Transcript, Word
 from onsei.whisper.options import DecodingOptions
+
+BATCH_LANES = 2
+"""Parallel workers of batched decoding on CPU (``onsei.whisper.batched``)."""
+DEFAULT_CPU_THREADS = 4
+"""CTranslate2's intra-op threads when ``threads`` is 0, at most one per usable core."""
 
 
 def resolve_device(device: str) -> str:
@@ -54,21 +61,40 @@ class WhisperRecognizer:
         compute_type: str = "default",
         threads: int = 0,
     ):
-        from faster_whisper import WhisperModel
-
         self.model_dir = Path(model_dir)
         self.name = name or str(model_dir)
         self.device = resolve_device(device)
         self.compute_type = resolve_compute_type(compute_type, self.device)
+        self.threads = threads
+        self.model = self._load(threads=threads, workers=1)
+
+    def _load(self, *, threads: int, workers: int) -> Any:
+        """The model as a ``faster_whisper.WhisperModel`` with ``workers`` parallel workers
+        of ``threads`` CPU threads each."""
+        from faster_whisper import WhisperModel
+
         try:
-            self.model = WhisperModel(
+            return WhisperModel(
                 str(self.model_dir),
                 device=self.device,
                 compute_type=self.compute_type,
                 cpu_threads=threads,
+                num_workers=workers,
             )
         except (RuntimeError, ValueError, OSError) as error:
             raise ModelError(f"cannot load model {self.name!r}: {error}") from None
+
+    @cached_property
+    def _batch_engine(self) -> tuple[Any, int]:
+        """The model batched decoding runs on, and its lanes. On CPU with at least
+        ``BATCH_LANES`` threads: the model loaded again (on first use) with ``BATCH_LANES``
+        workers sharing the threads, which decode ``BATCH_LANES`` batches at a time. Else the
+        model itself, one lane."""
+        threads = self.threads or min(DEFAULT_CPU_THREADS, len(os.sched_getaffinity(0)))
+        if self.device != "cpu" or threads < BATCH_LANES:
+            return self.model, 1
+        engine = self._load(threads=threads // BATCH_LANES, workers=BATCH_LANES)
+        return engine, BATCH_LANES
 
     @property
     def is_multilingual(self) -> bool:
@@ -103,7 +129,8 @@ class WhisperRecognizer:
 
             del kwargs["clip_timestamps"]  # the VAD's chunks are the clips
             kwargs["word_timestamps"] |= sentences  # to cut each chunk into sentences
-            pipeline = FallbackBatchedPipeline(self.model, decoding.temperatures)
+            engine, lanes = self._batch_engine
+            pipeline = FallbackBatchedPipeline(engine, decoding.temperatures, lanes)
             segments, info = pipeline.transcribe(waveform, batch_size=batch_size, **kwargs)
         else:
             segments, info = self.model.transcribe(waveform, **kwargs)
