@@ -3,8 +3,9 @@ weights (converted losslessly from the bundled CTranslate2 model), beam 5, 2 thr
 side in one run:
 
 - onsei (`onsei.load_model(M).transcribe(path)` with its defaults: for audio this long, the
-  VAD's speech chunks decoded in batches of 8 as faster-whisper's pipeline does, failed chunks
-  decoded again sequentially, each chunk cut into sentences), and onsei with `batch_size=1`
+  VAD's speech chunks decoded in batches of at most 8 as faster-whisper's pipeline does, two
+  batches at a time on one thread each, failed chunks decoded again sequentially, each chunk
+  cut into sentences), and onsei with `batch_size=1`
   (Whisper's sequential algorithm, conditioned on the previous text, temperature fallback, VAD);
 - faster-whisper's `WhisperModel.transcribe` (its defaults: sequential, no VAD) and its
   `BatchedInferencePipeline` (batch 8, VAD), int8;
@@ -228,7 +229,9 @@ def section() -> str:
         "test and train utterances, 0.5 s apart, up to 10 minutes); WER against their "
         "transcripts with onsei's `spelled` normaliser.",
         f"- Same weights for all (the bundled CTranslate2 model; `onsei convert` for the PyTorch "
-        f"peers), beam {BEAM}, {THREADS} threads, one process per run, model load not timed; "
+        f"peers), beam {BEAM}, {THREADS} threads (onsei's batched decoding: two batches at a "
+        "time, one thread each), one process per run, model load not timed (onsei's second "
+        "model for its two lanes is loaded in the timed call); "
         "median of the runs (time and WER alike; the runs columns list them all). Targets: "
         "onsei's default at least 5x openai-whisper at WER within 0.5 points and 1.1x "
         "faster-whisper's batched pipeline; sequential onsei (`batch_size=1`) at least 2x "
