@@ -13,6 +13,9 @@ not timed):
 - onsei ``batch_size=8`` in one lane (``onsei.whisper.engine.BATCH_LANES = 1``): one batch at
   a time on both threads, as faster-whisper's pipeline runs, instead of two batches at a time
   on one thread each;
+- onsei's two lanes doing the pipeline's work only (no chunk decoded again, no word
+  timestamps to cut sentences; not a user setting): what the lanes alone gain at the
+  pipeline's WER;
 - faster-whisper's ``BatchedInferencePipeline.transcribe`` with its defaults.
 
 WER with onsei's ``spelled`` normaliser against the recording's transcript (decoding is at
@@ -26,6 +29,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import time
 
 import common
 import long_form
@@ -33,11 +38,13 @@ import long_form
 MODEL = "tiny.en"
 BATCH = 8
 ONE_LANE = "onsei, one lane"
+PIPELINE_WORK = "onsei's lanes, the pipeline's work"
 VARIANTS: dict[str, dict] = {
     "onsei": {},
     "onsei with timestamps": {"without_timestamps": False},
     "onsei, the pipeline's VAD options": {"vad_parameters": {"min_silence_duration_ms": 160}},
     ONE_LANE: {},
+    PIPELINE_WORK: {},
     "faster-whisper": {},
 }
 FIGURES = common.FIGURES_DIR / "batched_decoding.json"
@@ -49,6 +56,8 @@ def transcribe(variant: str) -> tuple[float, str, int]:
         import onsei.whisper.engine
 
         onsei.whisper.engine.BATCH_LANES = 1
+    if variant == PIPELINE_WORK:
+        return _lanes_alone()
     if variant.startswith("onsei"):
         seconds, transcript = long_form.onsei_transcript(
             MODEL, batch_size=BATCH, **VARIANTS[variant]
@@ -56,6 +65,23 @@ def transcribe(variant: str) -> tuple[float, str, int]:
         return seconds, transcript.text, len(transcript.segments)
     seconds, segments = long_form.faster_whisper_segments(MODEL, batched=True)
     return seconds, "".join(s.text for s in segments), len(segments)
+
+
+def _lanes_alone() -> tuple[float, str, int]:
+    """onsei's pipeline in its two lanes, no chunk ever failing, without word timestamps."""
+    import onsei
+    import onsei.whisper.batched
+    from onsei.whisper.batched import FallbackBatchedPipeline
+
+    recognizer = onsei.load_model(MODEL, device="cpu", threads=long_form.THREADS)
+    onsei.whisper.batched.chunk_fails = lambda *args: False
+    started = time.perf_counter()
+    engine, lanes = recognizer._batch_engine
+    segments, _ = FallbackBatchedPipeline(engine, [0.0], lanes).transcribe(
+        str(long_form.RECORDING), beam_size=long_form.BEAM, batch_size=BATCH
+    )
+    segments = list(segments)
+    return time.perf_counter() - started, "".join(s.text for s in segments), len(segments)
 
 
 def run_variant(variant: str) -> dict:
@@ -81,6 +107,7 @@ def measure(runs: int) -> dict:
                 "runs": [round(o["seconds"], 2) for o in results],
                 "wer": long_form.wer(results[0]["text"]),
                 "segments": results[0]["segments"],
+                "peak_rss_mb": max(o["peak_mb"] for o in results),
             }
             for variant, results in outcomes.items()
         },
@@ -97,6 +124,7 @@ def section(figures: dict) -> str:
             f"{pipeline / f['seconds']:.2f}x",
             common.fmt_pct(f["wer"]),
             f["segments"],
+            f["peak_rss_mb"],
         ]
         for variant, f in figures["variants"].items()
     ]
@@ -109,7 +137,8 @@ def section(figures: dict) -> str:
         "timed; median of the runs. WER with the `spelled` normaliser. Target: onsei at "
         "least 1.1x faster than faster-whisper's pipeline at equal WER.\n\n"
         + common.markdown_table(
-            ["Variant", "Seconds", "Runs", "Speed vs faster-whisper", "WER", "Segments"], rows
+            ["Variant", "Seconds", "Runs", "vs faster-whisper", "WER", "Segments", "Peak RSS MB"],
+            rows,
         )
     )
 
@@ -121,7 +150,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         seconds, text, segments = transcribe(args.worker)
-        print(json.dumps({"seconds": seconds, "text": text, "segments": segments}))
+        peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        print(
+            json.dumps({"seconds": seconds, "text": text, "segments": segments, "peak_mb": peak_mb})
+        )
         return
     figures = measure(args.runs)
     FIGURES.write_text(json.dumps(figures, indent=1) + "\n")
