@@ -21,13 +21,13 @@ least ``MIN_CHECKED_SECONDS``; English speech gives 3 to 5) or its last timestam
 
 On CPU the batches run in ``lanes`` parallel workers of one CTranslate2 model (its
 ``inter_threads``), each with a share of the threads. With tiny.en on 2 cores, two batches at
-a time on one thread each decode the 10-minute recording of benchmarks/long_form.py in 12.9
-s, one batch at a time on two threads in 16.4 s (benchmarks/RESULTS.md, batched_decoding,
-at some 300 MB more memory). The encoder gains little
-from it (two workers encode 1.95 times as fast as one thread, two threads 1.81 times); the
-decoder's hundreds of small steps per batch, and the Python work between them, gain the rest.
-The chunks are cut into batches of even size, a multiple of ``lanes`` of them, so that the
-lanes finish together.
+a time on one thread each decode the 10-minute recording of benchmarks/long_form.py in
+12.9 s, one batch at a time on two threads in 16.4 s, at some 300 MB more memory
+(benchmarks/RESULTS.md, batched_decoding). The encoder gains little from it (two workers
+encode 1.95 times as fast as one thread, two threads 1.81 times); the decoder's hundreds of
+small steps per batch, and the Python work between them, gain the rest. The chunks are cut
+into batches of even size, a multiple of ``lanes`` of them, so that the lanes finish
+together.
 """
 
 from __future__ import annotations

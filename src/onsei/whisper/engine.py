@@ -18,7 +18,8 @@ from onsei.whisper.options import DecodingOptions
 BATCH_LANES = 2
 """Parallel workers of batched decoding on CPU (``onsei.whisper.batched``)."""
 DEFAULT_CPU_THREADS = 4
-"""CTranslate2's intra-op threads when ``threads`` is 0, at most one per usable core."""
+"""The threads the lanes share when ``threads`` is 0: CTranslate2's default (4), at most one
+per usable core."""
 
 
 def resolve_device(device: str) -> str:
