@@ -36,22 +36,19 @@ def test_words_are_committed_when_two_hypotheses_agree():
     committed = agreement.update([w("Ask", 0.0, 0.4), w("not,", 0.5, 0.8), w("what", 0.9, 1.1)])
     assert [x.word for x in committed] == [" Ask", " not,"]  # case and punctuation aside
     assert [x.word for x in agreement.tentative] == [" what"]
-    # a later decoding of the same audio that disagrees never revises what is committed
-    later = agreement.update([w("as", 0.0, 0.4), w("knot", 0.5, 0.8), w("what", 0.9, 1.1)])
+    # the next hypothesis holds the words after the committed ones
+    later = agreement.update([w("what", 0.9, 1.1), w("your", 1.2, 1.4)])
     assert [x.word for x in later] == [" what"]
     assert [x.word for x in agreement.committed] == [" Ask", " not,", " what"]
 
 
-def test_repeated_committed_words_at_the_start_of_a_hypothesis_are_dropped():
+def test_a_hypothesis_that_disagrees_commits_nothing_and_replaces_the_tentative_words():
     agreement = LocalAgreement()
     agreement.update([w("one", 0.0, 0.3), w("two", 0.4, 0.7)])
-    agreement.update([w("one", 0.0, 0.3), w("two", 0.4, 0.7)])
-    assert agreement.committed_end == 0.7
-    # the buffer was trimmed; the decoder hears "two" again with slightly different times
-    agreement.update([w("two", 0.65, 0.72), w("three", 0.8, 1.0)])
-    committed = agreement.update([w("two", 0.66, 0.72), w("three", 0.8, 1.0)])
-    assert [x.word for x in committed] == [" three"]
-    assert [x.word for x in agreement.flush()] == []
+    assert agreement.update([w("won", 0.0, 0.3), w("two", 0.4, 0.7)]) == []
+    assert [x.word for x in agreement.tentative] == [" won", " two"]
+    assert [x.word for x in agreement.flush()] == [" won", " two"]
+    assert agreement.committed_end == 0.7 and agreement.tentative == []
 
 
 # -- the policy, with a recognizer that hears a script -------------------------------------
@@ -80,8 +77,13 @@ class ScriptedRecognizer:
         text = "".join(x.word for x in heard)
         return Transcript([Segment(0, 0.0, end - start, text, words=heard)], language="en")
 
-    def transcribe_window(self, audio, *, language, prompt, beam_size=1) -> Transcript:
-        return self.transcribe(audio)
+    def transcribe_window(self, audio, *, language, prompt, prefix=None, **options) -> Transcript:
+        """The words heard after the ``prefix`` (as many as it has)."""
+        transcript = self.transcribe(audio)
+        segment = transcript.segments[0]
+        segment.words = segment.words[len(prefix.split()) if prefix else 0 :]
+        segment.text = "".join(x.word for x in segment.words)
+        return transcript
 
 
 def ramp(seconds: float, start: int = 0) -> np.ndarray:
@@ -109,6 +111,39 @@ def test_committed_words_are_final_and_the_transcript_is_their_sum():
     assert isinstance(final, Final) and final.transcript.text == " ".join(e.text for e in committed)
     for event in events:
         json.dumps(event.to_dict())  # every event is one JSON message
+
+
+def test_committed_words_in_the_buffer_are_its_prefix_and_those_before_it_the_prompt():
+    script = [w(f"word{i}", 0.3 * i + 0.05, 0.3 * i + 0.25) for i in range(60)]  # 18 s
+    seen = []
+
+    class Recorder(ScriptedRecognizer):
+        def transcribe_window(self, audio, *, language, prompt, prefix=None, **options):
+            start = round(float(audio[0]) * 1e7) / SR
+            seen.append((start, prompt, prefix))
+            return super().transcribe_window(audio, language=language, prompt=prompt, prefix=prefix)
+
+    options = StreamOptions(vad=False, min_chunk_seconds=0.5, buffer_seconds=6)
+    feed(WhisperStreamer(Recorder(script), options), 18.2)
+    assert any(start > 0 for start, _, _ in seen), "the buffer was never trimmed"
+    for start, prompt, prefix in seen:
+        # the buffer is cut at committed words only, so all the words before it are committed
+        before = [x.word.strip() for x in script if x.end <= start + 0.01]
+        assert prompt == (" ".join(before)[-200:] or None)
+        inside = (prefix or "").split()
+        assert inside == [x.word.strip() for x in script[len(before) : len(before) + len(inside)]]
+    assert any(prefix for _, _, prefix in seen)
+
+
+def test_words_said_without_audio_end_a_hypothesis():
+    from onsei.streaming.whisper_stream import _until_unheard
+
+    heard = [w("ask", 3.5, 3.8), w("not.", 3.8, 4.4)]
+    unheard = [w("Ask", 4.6, 4.6), w("not.", 4.6, 4.6)]  # Whisper saying them again
+    assert _until_unheard(heard + unheard) == heard
+    # one word the alignment squeezes is still speech; so is a word said twice
+    squeezed = [w("what", 5.7, 5.7), w("your", 5.7, 6.0), w("five", 6.0, 6.3), w("five", 6.4, 6.7)]
+    assert _until_unheard(squeezed) == squeezed
 
 
 def test_the_buffer_stays_bounded_in_a_stream_that_never_ends():
@@ -461,6 +496,22 @@ def test_a_short_window_decodes_like_the_full_one(tiny_en, jfk_flac):
     assert words_of("".join(w.word for w in words)) == words_of(window.text)
     prompted = tiny_en.transcribe_window(audio[: 4 * SR], language="en", prompt="Speech by JFK.")
     assert "fellow" in words_of(prompted.text)
+
+
+@pytest.mark.slow
+def test_a_window_with_a_prefix_gives_only_the_words_after_it(tiny_en, jfk_flac):
+    from onsei.audio import load_audio
+
+    audio = load_audio(jfk_flac)
+    free = tiny_en.transcribe_window(audio, language="en", prompt=None)
+    forced = tiny_en.transcribe_window(
+        audio, language="en", prompt=None, prefix="And so my fellow Americans,"
+    )
+    assert words_of(forced.text) == words_of(free.text)[5:]
+    assert words_of("".join(w.word for w in forced.words)) == words_of(free.text)[5:]
+    americans_end = free.words[4].end
+    assert forced.words[0].start >= americans_end - 0.5  # timed after the prefix's speech
+    assert all(a.start <= b.start for a, b in zip(forced.words, forced.words[1:], strict=False))
 
 
 @pytest.mark.slow

@@ -3,7 +3,9 @@ each time ``min_chunk_seconds`` of new audio has arrived, and LocalAgreement-2 c
 words two consecutive decodings agree on (whisper_streaming's policy).
 
 - The decoder is prompted with the committed text before the buffer, so a trimmed buffer
-  keeps its context.
+  keeps its context, and forced through the committed text inside the buffer (Whisper's
+  prefix), so each decoding gives only the words after the committed ones: committed speech
+  is neither decoded again nor, when its word times move, committed twice.
 - The buffer is trimmed at the end of the last committed word once it is longer than
   ``buffer_seconds``, and, if nothing could be committed, everything tentative is committed
   when it reaches ``max_buffer_seconds`` (Whisper sees 30 s at most): memory stays flat
@@ -32,6 +34,10 @@ from onsei.whisper.options import DecodingOptions
 _LOOP_COMPRESSION_RATIO = DecodingOptions.compression_ratio_threshold
 """gzip ratio of a segment's text above which it is a decoding loop (Whisper's threshold)."""
 
+_NEW_SPEECH_SECONDS = 0.3
+"""Speech that ends less than this after the committed words holds no word to decode."""
+_UNHEARD_SECONDS = 0.02
+"""A word aligned to less audio than this (one alignment step) was not heard."""
 _SENTENCE_END = re.compile(r"[.?!。？！]$")
 _CONTEXT_PAUSE = 2.0
 """Seconds of silence after which the speech before it is no longer context for the next."""
@@ -165,7 +171,8 @@ class WhisperStreamer:
         """Speech stopped at ``end_sample``: decode it and commit all of it now."""
         speech = self.buffer[: max(0, end_sample - self.buffer_start)]
         commit = []
-        if len(speech) >= 0.1 * SAMPLE_RATE:
+        unheard = end_sample / SAMPLE_RATE - self.agreement.committed_end
+        if len(speech) >= 0.1 * SAMPLE_RATE and unheard >= _NEW_SPEECH_SECONDS:
             commit = self.agreement.update(self._decode(speech, self.buffer_start))
         events = self._committed(commit + self.agreement.flush())
         self._break_segment()
@@ -176,32 +183,28 @@ class WhisperStreamer:
         return events
 
     def _decode(self, audio: np.ndarray, start_sample: int) -> list[Word]:
-        """Words of ``audio`` (which begins at stream position ``start_sample``), stream times."""
+        """The words of ``audio`` (which begins at stream position ``start_sample``) after
+        the committed ones, in stream times."""
         offset = start_sample / SAMPLE_RATE
-        before = [w for w in self.agreement.committed if w.end <= offset + 0.01]
-        prompt = _text(before)[-self.options.prompt_characters :] or None
-        if self.options.short_windows:
-            transcript = self.recognizer.transcribe_window(
-                audio, language=self.language, prompt=prompt, beam_size=self.options.beam_size
-            )
-        else:
-            transcript = self.recognizer.transcribe(
-                audio,
-                language=self.language,
-                beam_size=self.options.beam_size,
-                best_of=1,
-                temperature=[0.0],
-                word_timestamps=True,
-                vad_filter=False,
-                condition_on_previous_text=False,
-                initial_prompt=prompt,
-            )
+        committed = self.agreement.committed
+        inside = next((i for i, w in enumerate(committed) if w.end > offset + 0.01), len(committed))
+        prompt = _text(committed[:inside])[-self.options.prompt_characters :] or None
+        transcript = self.recognizer.transcribe_window(
+            audio,
+            language=self.language,
+            prompt=prompt,
+            prefix=_text(committed[inside:]) or None,
+            beam_size=self.options.beam_size,
+            full_window=not self.options.short_windows,
+        )
         if self.language is None and len(audio) >= 3 * SAMPLE_RATE:
             self.language = transcript.language  # detected once, on 3 s of speech or more
-        return [
+        # (an alignment may put a new word's start a little before the committed end)
+        floor = self.agreement.committed_end
+        words = [
             Word(
-                start=round(offset + w.start, 3),
-                end=round(offset + w.end, 3),
+                start=max(floor, round(offset + w.start, 3)),
+                end=max(floor, round(offset + w.end, 3)),
                 word=w.word,
                 probability=w.probability,
             )
@@ -211,6 +214,7 @@ class WhisperStreamer:
             for w in segment.words or []
             if any(c.isalnum() for c in w.word)  # punctuation alone is not a word
         ]
+        return _until_unheard(words)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -257,6 +261,17 @@ class WhisperStreamer:
         return Transcript(
             segments=segments, language=self.language, duration=self.received / SAMPLE_RATE
         )
+
+
+def _until_unheard(words: list[Word]) -> list[Word]:
+    """``words`` up to the first two in a row that the alignment gives no audio: words the
+    model says without hearing them. When the buffer holds little or no speech after the
+    committed words, Whisper forced through them may say some of them again, or the words
+    of an earlier sentence, squeezed into no time ("... ask not. ask not.")."""
+    for i in range(len(words) - 1):
+        if all(w.end - w.start < _UNHEARD_SECONDS for w in words[i : i + 2]):
+            return words[:i]
+    return words
 
 
 def _text(words: list[Word], leading_space: bool = False) -> str:

@@ -169,14 +169,28 @@ class WhisperRecognizer:
         return pieces
 
     def transcribe_window(
-        self, audio: np.ndarray, *, language: str | None, prompt: str | None, beam_size: int = 1
+        self,
+        audio: np.ndarray,
+        *,
+        language: str | None,
+        prompt: str | None,
+        prefix: str | None = None,
+        beam_size: int = 1,
+        full_window: bool = False,
     ) -> Transcript:
         """One window of at most 30 s, encoded at its own length (``onsei.whisper.window``):
-        what streaming decodes again and again. Word timestamps included."""
+        what streaming decodes again and again. Word timestamps included; with ``prefix``
+        (the text the audio begins with) only the words after it."""
         from onsei.whisper.window import transcribe_window
 
         return transcribe_window(
-            self.model, audio, language=language, prompt=prompt, beam_size=beam_size
+            self.model,
+            audio,
+            language=language,
+            prompt=prompt,
+            prefix=prefix,
+            beam_size=beam_size,
+            full_window=full_window,
         )
 
     def streamer(self, **options: Any) -> Any:

@@ -52,19 +52,27 @@ def transcribe_window(
     *,
     language: str | None,
     prompt: str | None = None,
+    prefix: str | None = None,
     beam_size: int = 1,
+    full_window: bool = False,
     prepend_punctuations: str = DecodingOptions.prepend_punctuations,
     append_punctuations: str = DecodingOptions.append_punctuations,
 ) -> Transcript:
-    """Transcribe ``audio`` (16 kHz float32, at most 30 s) as one window of its own length,
-    with word timestamps; ``model`` is a ``faster_whisper.WhisperModel``. The segment's
-    ``compression_ratio`` and ``no_speech_prob`` tell a looping or empty decoding."""
+    """Transcribe ``audio`` (16 kHz float32, at most 30 s) as one window of its own length
+    (of 30 s with ``full_window``), with word timestamps; ``model`` is a
+    ``faster_whisper.WhisperModel``. The segment's ``compression_ratio`` and
+    ``no_speech_prob`` tell a looping or empty decoding.
+
+    ``prompt`` is text said before the audio; ``prefix`` is the text the audio begins with
+    (a stream's committed words): the decoder is forced through it, and the transcript holds
+    only the words after it, timed by an alignment of the whole text."""
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
     features = model.feature_extractor(audio)[:, :FULL_WINDOW_FRAMES]
     frames = features.shape[1]
-    padded = np.zeros((features.shape[0], window_frames(frames)), dtype=features.dtype)
+    width = FULL_WINDOW_FRAMES if full_window else window_frames(frames)
+    padded = np.zeros((features.shape[0], width), dtype=features.dtype)
     padded[:, :frames] = features
     encoder_output = model.encode(padded)
     detected = None
@@ -77,7 +85,8 @@ def transcribe_window(
         language=language or detected or "en",
     )
     previous = tokenizer.encode(" " + prompt.strip()) if prompt and prompt.strip() else []
-    start = model.get_prompt(tokenizer, previous, without_timestamps=True)
+    forced = tokenizer.encode(" " + prefix.strip()) if prefix and prefix.strip() else []
+    start = model.get_prompt(tokenizer, previous, without_timestamps=True) + forced
     duration = len(audio) / SAMPLE_RATE
     most = math.ceil(TOKENS_PER_SECOND * duration) + EXTRA_TOKENS
     suppressed = get_suppressed_tokens(tokenizer, [-1])
@@ -93,7 +102,8 @@ def transcribe_window(
             suppress_blank=True,
             suppress_tokens=suppressed,
         )[0]
-        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        generated = result.sequences_ids[0][len(forced) :]  # (the result repeats the prefix)
+        tokens = [t for t in generated if t < tokenizer.eot]
         return result, tokens, tokenizer.decode(tokens)
 
     result, tokens, text = decoded(beam_size)
@@ -102,10 +112,13 @@ def transcribe_window(
     )
     if looping and beam_size < LOOP_BEAM_SIZE:
         result, tokens, text = decoded(LOOP_BEAM_SIZE)
+    # the prefix and the new text are aligned together, as two pieces of one segment, so
+    # that the new words' times follow the prefix's
+    before = {"seek": 0, "start": 0.0, "end": duration, "tokens": forced}
     segment = {"seek": 0, "start": 0.0, "end": duration, "tokens": tokens}
     if tokens:
         model.add_word_timestamps(
-            [[segment]],
+            [[before, segment] if forced else [segment]],
             tokenizer,
             encoder_output,
             frames,
