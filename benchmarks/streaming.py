@@ -7,11 +7,12 @@ Audio: the 25 clips of ../shared/data/clips joined with 1.5 s of silence into on
 
 - onsei: ``model.streamer(language="en")`` (defaults: a decoding per half second of new
   audio, in a window of the buffer's length (at least 20 s) instead of 30 s, beam 3, Silero
-  VAD) fed by ``latest(file_chunks(..., realtime=True))``, as ``onsei stream
-  FILE --realtime`` does. Latency of a word = wall time when it is committed minus the time
-  its audio ended in the stream (Whisper's word end time). Committed text is never revised
-  by construction; the benchmark checks it (``revisions``: committed words that differ from
-  the final transcript's).
+  VAD, forced through the committed words in the buffer) fed by
+  ``latest(file_chunks(..., realtime=True))``, as ``onsei stream FILE --realtime`` does.
+  Latency of a word = wall time when it is committed minus the time its audio ended in the
+  stream (Whisper's word end time). Committed text is never revised by construction; the
+  benchmark checks it (``revisions``: committed words that differ from the final
+  transcript's).
 - naive: every second, the last 5 s are transcribed (greedy, word times); the words ending in
   the newest second are taken as that second's output (its transcript), at the wall time the
   window was decoded (its latency); ``revisions`` counts the words the overlapping part of
@@ -229,10 +230,12 @@ def section() -> str:
         "during a decoding is decoded next, in one piece).",
         "- onsei: `model.streamer(language='en')` with its defaults (a decoding per half second "
         "of new audio, the buffer encoded in a window of its own length, at least 20 s, instead "
-        f"of 30 s; beam {StreamOptions().beam_size}; Silero VAD; LocalAgreement-2). naive: the "
-        "seed's 5-s window re-transcribed every second (greedy), each second's new words "
-        "taken as its output. Whisper rows dated before 2026-12-04 19:50 were measured when the "
-        "default was greedy.",
+        f"of 30 s; beam {StreamOptions().beam_size}; Silero VAD; LocalAgreement-2; each "
+        "decoding forced through the committed words in the buffer). naive: the seed's 5-s "
+        "window re-transcribed every second (greedy), each second's new words taken as its "
+        "output. Whisper rows dated before 2026-12-04 19:50 were measured when the default was "
+        "greedy, and before 2026-12-05 00:50 when each decoding decoded the committed words "
+        "again.",
         "- Latency of a word: wall time of its commit (naive: of the window that first gives "
         "it) minus the time its audio ended (Whisper's word time). Revisions: onsei, "
         "committed words later changed; naive, word edits the overlap of each window makes to "

@@ -5,11 +5,11 @@ Whisper pads every window to 30 s, and on a CPU the encoder is most of a decodin
 windows, at a cost that falls with their length (0.05 s for 10 s), so a streaming buffer of a
 few seconds is encoded in a shorter window (whisper.cpp's ``audio_ctx``): its own length
 with a second of silence after it, and at least 20 s (shorter windows lose words).
-Decoding then follows faster-whisper's steps for one window: the prompt, greedy or beam
-search without timestamp tokens (at most ``TOKENS_PER_SECOND`` per second of audio; a
-decoding that loops is done again with a wider beam), and word times from the cross-attention
-alignment (faster-whisper's own ``add_word_timestamps``; faster-whisper is pinned, these are its
-internals).
+Decoding then follows faster-whisper's steps for one window: the prompt and prefix, greedy
+or beam search without timestamp tokens (at most ``TOKENS_PER_SECOND`` per second of audio;
+a decoding that loops is done again with a wider beam), and word times from the
+cross-attention alignment (faster-whisper's own ``add_word_timestamps``; faster-whisper is
+pinned, these are its internals).
 """
 
 from __future__ import annotations
