@@ -84,8 +84,10 @@ def transcribe_window(
         task="transcribe",
         language=language or detected or "en",
     )
-    previous = tokenizer.encode(" " + prompt.strip()) if prompt and prompt.strip() else []
-    forced = tokenizer.encode(" " + prefix.strip()) if prefix and prefix.strip() else []
+    def encoded(text: str | None) -> list[int]:
+        return tokenizer.encode(" " + text.strip()) if text and text.strip() else []
+
+    previous, forced = encoded(prompt), encoded(prefix)
     start = model.get_prompt(tokenizer, previous, without_timestamps=True) + forced
     duration = len(audio) / SAMPLE_RATE
     most = math.ceil(TOKENS_PER_SECOND * duration) + EXTRA_TOKENS
