@@ -136,14 +136,67 @@ def test_committed_words_in_the_buffer_are_its_prefix_and_those_before_it_the_pr
 
 
 def test_words_said_without_audio_end_a_hypothesis():
-    from onsei.streaming.whisper_stream import _until_unheard
+    from onsei.streaming.whisper_stream import _heard
 
     heard = [w("ask", 3.5, 3.8), w("not.", 3.8, 4.4)]
     unheard = [w("Ask", 4.6, 4.6), w("not.", 4.6, 4.6)]  # Whisper saying them again
-    assert _until_unheard(heard + unheard) == heard
-    # one word the alignment squeezes is still speech; so is a word said twice
+    assert _heard(heard + unheard) == heard
+    # a last word without audio is a word the prompt suggests ("... is pure. 5.")
+    assert _heard([*heard, w("5.", 4.6, 4.6)]) == heard
+    # one word the alignment squeezes among others is still speech; so is a word said twice
     squeezed = [w("what", 5.7, 5.7), w("your", 5.7, 6.0), w("five", 6.0, 6.3), w("five", 6.4, 6.7)]
-    assert _until_unheard(squeezed) == squeezed
+    assert _heard(squeezed) == squeezed
+
+
+def test_a_decoding_whisper_deems_no_speech_gives_no_words():
+    from faster_whisper.transcribe import get_compression_ratio
+
+    from onsei.streaming.whisper_stream import _speech
+    from onsei.transcript import Segment
+
+    def segment(text: str, no_speech: float, logprob: float) -> Segment:
+        ratio = get_compression_ratio(text)
+        return Segment(
+            0,
+            0.0,
+            2.0,
+            text,
+            avg_logprob=logprob,
+            no_speech_prob=no_speech,
+            compression_ratio=ratio,
+        )
+
+    assert not _speech(segment(" Thank you.", 0.82, -1.3))  # Whisper's rule: silence
+    assert _speech(segment(" Thank you.", 0.82, -0.4))  # confident words are kept
+    assert _speech(segment(" Ask not.", 0.1, -1.3))
+    assert not _speech(segment(" the the the the the the the the the the the the", 0.0, -0.2))
+
+
+def test_words_near_the_end_of_the_audio_wait_for_the_next_decoding():
+    agreement = LocalAgreement()
+    hypothesis = [w("ask", 0.0, 0.4), w("not", 0.5, 0.8), w("what", 0.9, 1.1)]
+    agreement.update(hypothesis, until=0.6)
+    committed = agreement.update(hypothesis, until=0.6)  # agreed, but "not" ends after 0.6
+    assert [x.word for x in committed] == [" ask"]
+    assert [x.word for x in agreement.update(hypothesis[1:], until=1.5)] == [" not", " what"]
+
+
+def test_a_stream_whose_committed_words_hide_the_speech_after_them_recovers():
+    # the decoder, forced through committed words, says nothing more (it believes they cover
+    # the audio): the streamer decodes the audio after them without them
+    script = [w(f"word{i}", 0.3 * i + 0.05, 0.3 * i + 0.25) for i in range(24)]  # 7.2 s
+
+    class Stuck(ScriptedRecognizer):
+        def transcribe_window(self, audio, *, language, prompt, prefix=None, **options):
+            transcript = super().transcribe_window(audio, language=language, prompt=prompt)
+            if prefix:
+                transcript.segments[0].words = []
+            return transcript
+
+    options = StreamOptions(vad=False, min_chunk_seconds=0.5, commit_margin_seconds=0.0)
+    events = feed(WhisperStreamer(Stuck(script), options), 9.2)
+    words = [x.word for e in events if isinstance(e, Committed) for x in e.words]
+    assert words == [x.word for x in script]
 
 
 def test_the_buffer_stays_bounded_in_a_stream_that_never_ends():
@@ -215,6 +268,8 @@ def test_bad_stream_options_are_named(tiny_en):
         tiny_en.streamer(buffer_seconds=40)
     with pytest.raises(OptionError, match="beam_size: must be at least 1, got 0"):
         tiny_en.streamer(beam_size=0)
+    with pytest.raises(OptionError, match="commit_margin_seconds: must not be negative"):
+        tiny_en.streamer(commit_margin_seconds=-1)
 
 
 # -- sources ----------------------------------------------------------------------------------

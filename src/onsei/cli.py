@@ -436,6 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument(
         "--buffer_seconds", type=float, default=12.0, help="trim the audio buffer beyond this"
     )
+    st.add_argument(
+        "--commit_margin",
+        type=float,
+        default=None,
+        help="seconds before the end of the audio within which agreed words still wait "
+        "(default 0.6)",
+    )
     st.add_argument("--vad", type=str2bool, default=True, help="Silero VAD: skip silence")
     st.add_argument("--output_dir", "-o", default=".", help="where the transcript is written")
     st.add_argument(
@@ -1041,6 +1048,8 @@ def _run_stream(args: argparse.Namespace) -> int:
     }
     if args.beam_size is not None:
         options["beam_size"] = args.beam_size
+    if args.commit_margin is not None:
+        options["commit_margin_seconds"] = args.commit_margin
     from onsei.streaming.whisper_stream import StreamOptions
 
     StreamOptions.from_kwargs(**options)  # bad options fail before the model loads
@@ -1077,7 +1086,14 @@ def _run_stream(args: argparse.Namespace) -> int:
         defaults = build_parser().parse_args(["stream", "-"])
         given = [
             k
-            for k in ("language", "beam_size", "min_chunk", "buffer_seconds", "vad")
+            for k in (
+                "language",
+                "beam_size",
+                "min_chunk",
+                "buffer_seconds",
+                "commit_margin",
+                "vad",
+            )
             if getattr(args, k) != getattr(defaults, k)
         ]
         if given:

@@ -28,13 +28,15 @@ class LocalAgreement:
     def committed_end(self) -> float:
         return self.committed[-1].end if self.committed else 0.0
 
-    def update(self, hypothesis: list[Word]) -> list[Word]:
+    def update(self, hypothesis: list[Word], until: float = float("inf")) -> list[Word]:
         """Take a new hypothesis (stream times) of the words after the committed ones;
-        return the words it commits: its longest prefix that the last hypothesis also had."""
+        return the words it commits: its longest prefix that the last hypothesis also had,
+        of words that end by ``until``."""
         agreed = 0
         while (
             agreed < len(hypothesis)
             and agreed < len(self.tentative)
+            and hypothesis[agreed].end <= until
             and same_word(hypothesis[agreed], self.tentative[agreed])
         ):
             agreed += 1

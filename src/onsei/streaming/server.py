@@ -5,7 +5,8 @@ Protocol of ``/v1/stream`` (JSON text frames, PCM binary frames):
 
 1. The client's first message is a JSON object: ``sample_rate`` (Hz; audio at other rates
    than 16 kHz is resampled), ``format`` ("s16le" or "f32le", mono), and optionally
-   ``model``, ``language``, ``beam_size``, ``min_chunk_seconds``, ``vad``.
+   ``model``, ``language``, ``beam_size``, ``min_chunk_seconds``, ``commit_margin_seconds``,
+   ``vad``.
 2. The server answers ``{"type": "ready", ...}``, or ``{"type": "error", "fatal": true}`` and
    closes.
 3. The client sends audio as binary frames (at most ``MAX_FRAME_BYTES`` each) and finally
@@ -37,7 +38,14 @@ from onsei.streaming.events import Final, StreamError
 MAX_FRAME_BYTES = 1 << 20
 """Largest binary frame accepted (about 16 s of 16 kHz float32)."""
 FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
-STREAM_OPTIONS = ("language", "beam_size", "min_chunk_seconds", "buffer_seconds", "vad")
+STREAM_OPTIONS = (
+    "language",
+    "beam_size",
+    "min_chunk_seconds",
+    "buffer_seconds",
+    "commit_margin_seconds",
+    "vad",
+)
 ROUTE = "/v1/stream"
 
 
