@@ -6,7 +6,7 @@ Audio: the 25 clips of ../shared/data/clips joined with 1.5 s of silence into on
 (a session of about two and a half minutes), played into each method at real-time speed.
 
 - onsei: ``model.streamer(language="en")`` (defaults: a decoding per half second of new
-  audio, in a window of the buffer's length (at least 20 s) instead of 30 s, beam 3, Silero
+  audio, in a window of the buffer's length (at least 15 s) instead of 30 s, beam 3, Silero
   VAD, forced through the committed words in the buffer) fed by
   ``latest(file_chunks(..., realtime=True))``, as ``onsei stream FILE --realtime`` does.
   Latency of a word = wall time when it is committed minus the time its audio ended in the
@@ -242,13 +242,16 @@ def section() -> str:
         "silence into one recording, played at real-time speed (0.1 s chunks; what arrives "
         "during a decoding is decoded next, in one piece).",
         "- onsei: `model.streamer(language='en')` with its defaults (a decoding per half second "
-        "of new audio, the buffer encoded in a window of its own length, at least 20 s, instead "
-        f"of 30 s; beam {StreamOptions().beam_size}; Silero VAD; LocalAgreement-2; each "
+        "of new audio, the buffer encoded in a window of its own length, at least 15 s, instead "
+        f"of 30 s; beam {StreamOptions().beam_size}; Silero VAD, a pause emptying the buffer; "
+        "LocalAgreement-2, words within "
+        f"{StreamOptions().commit_margin_seconds:g} s of the audio's end waiting; each "
         "decoding forced through the committed words in the buffer). naive: the seed's 5-s "
         "window re-transcribed every second (greedy), each second's new words taken as its "
         "output. Whisper rows dated before 2026-12-04 19:50 were measured when the default was "
-        "greedy, and before 2026-12-05 00:50 when each decoding decoded the committed words "
-        "again.",
+        "greedy, before 2026-12-05 00:50 when each decoding decoded the committed words "
+        "again, and before 2026-12-07 15:00 when words at the audio's end were committed "
+        "and a short pause kept the audio before it.",
         "- Latency of a word: wall time of its commit (naive: of the window that first gives "
         "it) minus the time its audio ended (Whisper's word time). Revisions: onsei, "
         "committed words later changed; naive, word edits the overlap of each window makes to "
