@@ -298,8 +298,7 @@ def _speech(segment: Segment) -> bool:
         return False
     return not (
         (segment.no_speech_prob or 0.0) > _NO_SPEECH_THRESHOLD
-        and (segment.avg_logprob if segment.avg_logprob is not None else 0.0)
-        < _LOGPROB_THRESHOLD
+        and (segment.avg_logprob if segment.avg_logprob is not None else 0.0) < _LOGPROB_THRESHOLD
     )
 
 

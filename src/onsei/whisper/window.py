@@ -86,6 +86,7 @@ def transcribe_window(
         task="transcribe",
         language=language or detected or "en",
     )
+
     def encoded(text: str | None) -> list[int]:
         return tokenizer.encode(" " + text.strip()) if text and text.strip() else []
 
