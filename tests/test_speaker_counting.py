@@ -57,7 +57,6 @@ def test_simulated_conversations_have_turns_pauses_and_overlaps(an4_speakers):
         audio, counts = conversation(an4_speakers, rng, options)
         assert audio.dtype == np.float32 and len(audio) == 20 * SR
         assert len(counts) == 1000 and np.abs(audio).max() <= 0.9 + 1e-6
-        assert counts.max() <= 4
         seen[: counts.max() + 1] += np.bincount(counts)
         # labelled speech is loud, labelled silence is not (noise 60 dB below the speech)
         frames = audio[: len(counts) * 320].reshape(len(counts), 320)
@@ -165,3 +164,66 @@ def test_overlap_long_enough_sets_the_least_number_of_speakers():
     assert least_speakers(voices, 0.02, seconds=1.0) == 2  # 1.8 s of two or more
     assert least_speakers(voices, 0.02, seconds=2.0) == 1
     assert least_speakers(np.zeros(0, int), 0.02, seconds=1.0) == 1
+
+
+def _windows(groups: list[int], voices: np.ndarray, speech_frames: int):
+    """Speaker windows every 0.4 s over one region of speech, each window's vector that of
+    its group (near-orthogonal groups, a little noise), with the voices counted."""
+    from onsei.diarization.pipeline import SpeakerWindows
+
+    rng = np.random.default_rng(0)
+    basis = np.eye(256)[: max(groups) + 1]
+    embeddings = basis[groups] + 0.05 * rng.normal(size=(len(groups), 256))
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    centres = 20 + 40 * np.arange(len(groups), dtype=float)
+    return SpeakerWindows(
+        [(0, speech_frames)], centres, np.zeros(len(groups), int), embeddings, voices
+    )
+
+
+def test_diarization_gives_overlapped_speech_its_other_speaker():
+    from onsei.diarization.pipeline import DiarizationOptions, speaker_turns
+
+    voices = np.ones(400, int)
+    voices[150:170] = 2  # 0.2 s of two voices around the change of speaker at 1.6 s
+    windows = _windows([0] * 4 + [1] * 6, voices, 400)
+    turns = speaker_turns(windows, options=DiarizationOptions())
+    spans = {t.speaker: (round(t.start, 2), round(t.end, 2)) for t in turns}
+    assert len(turns) == 2 and spans == {"SPEAKER_1": (0.0, 1.7), "SPEAKER_2": (1.5, 4.0)}
+    single = speaker_turns(windows, options=DiarizationOptions(overlap=False))
+    assert [(t.start, t.end) for t in single] == [(0.0, 1.6), (1.6, 4.0)]
+
+
+def test_voices_heard_set_the_least_speakers_within_the_bounds_given():
+    from onsei.diarization.pipeline import DiarizationOptions, speaker_turns
+
+    options = DiarizationOptions()
+    voices = np.ones(800, int)
+    voices[100:400] = 2  # 3 s of two voices: at least two speakers
+    one_voice = _windows([0] * 20, voices, 800)
+    assert len({t.speaker for t in speaker_turns(one_voice, options=options)}) == 2
+    assert len({t.speaker for t in speaker_turns(one_voice, max_speakers=1)}) == 1
+    assert len({t.speaker for t in speaker_turns(one_voice, min_speakers=3)}) == 3
+    outside = np.ones(1600, int)
+    outside[800:] = 2  # what the counter hears outside the speech found does not count
+    alone = _windows([0] * 20, outside, 800)
+    assert len({t.speaker for t in speaker_turns(alone, options=options)}) == 1
+
+
+@pytest.mark.slow
+def test_one_reader_is_one_speaker():
+    import json
+
+    from onsei.diarization import diarize
+
+    manifest = shared("clips/manifest.jsonl")
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    pause = np.zeros(SR // 2, np.float32)
+    audio = np.concatenate(
+        [
+            np.concatenate([load_audio(manifest.parent / row["audio"]), pause])
+            for row in rows
+            if row["id"].startswith("librispeech-1089-")  # one LibriSpeech reader, 23 s
+        ]
+    )
+    assert len({t.speaker for t in diarize(audio)}) == 1

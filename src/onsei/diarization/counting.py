@@ -26,6 +26,7 @@ from onsei.errors import ModelError
 
 FRAME_SECONDS = 0.02
 """Whisper's encoder output stride."""
+FRAME_SAMPLES = round(FRAME_SECONDS * SAMPLE_RATE)
 WINDOW_SECONDS = 30
 """Whisper encodes 30 s at a time."""
 CLASSES = 4
@@ -76,13 +77,13 @@ def encoder_windows(whisper_model, audio: np.ndarray) -> Iterator[np.ndarray]:
     frames_per_window = round(WINDOW_SECONDS / FRAME_SECONDS)
     for start in range(0, max(len(audio), 1), window):
         piece = audio[start : start + window]
-        if start and len(piece) < FRAME_SECONDS * SAMPLE_RATE:
+        if start and len(piece) < FRAME_SAMPLES:
             break
         mel = whisper_model.feature_extractor(piece)[:, : 2 * frames_per_window]
         padded = np.zeros((mel.shape[0], 2 * frames_per_window), dtype=np.float32)
         padded[:, : mel.shape[1]] = mel
         output = np.asarray(whisper_model.encode(padded), dtype=np.float32)[0]
-        yield output[: int(np.ceil(len(piece) / SAMPLE_RATE / FRAME_SECONDS))]
+        yield output[: -(-len(piece) // FRAME_SAMPLES)]  # frames begun by the audio
 
 
 def encoder_features(whisper_model, audio: np.ndarray) -> np.ndarray:
@@ -108,6 +109,8 @@ def _head() -> CountHead:
 def speaker_counts(audio: np.ndarray) -> np.ndarray:
     """``(samples,)`` at 16 kHz -> ``(frames, CLASSES)`` probabilities of 0, 1, 2 and 3+
     voices in each 20-ms frame (30 s at a time: memory stays flat on long recordings)."""
+    if not len(audio):
+        return np.zeros((0, CLASSES), dtype=np.float32)
     head = _head()
     pieces = []
     with torch.inference_mode():

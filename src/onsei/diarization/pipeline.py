@@ -67,6 +67,10 @@ class DiarizationOptions:
     def validate(self) -> None:
         if self.hop_seconds <= 0 or self.min_turn_seconds < 0:
             raise OptionError("hop_seconds must be positive and min_turn_seconds not negative")
+        if self.overlap_speakers_seconds <= 0 or self.overlap_min_seconds < 0:
+            raise OptionError(
+                "overlap_speakers_seconds must be positive and overlap_min_seconds not negative"
+            )
         if self.embedder not in EMBEDDERS:
             raise OptionError(
                 f"embedder: expected one of {', '.join(EMBEDDERS)}, got {self.embedder!r}"
@@ -167,10 +171,12 @@ def speaker_turns(
     if not windows.regions:
         return []
     voices = windows.voices if options.overlap else None
+    if voices is not None:  # voices are counted in speech only
+        voices = voices * _speech_mask(windows.regions, len(voices))
     least = min_speakers or 1
     if voices is not None and num_speakers is None:
         heard = least_speakers(voices, FRAME_SECONDS, options.overlap_speakers_seconds)
-        least = min(max(least, heard), max_speakers or heard)
+        least = max(least, min(heard, max_speakers or heard))
     labels = cluster(
         windows.embeddings,
         num_speakers=num_speakers,
@@ -184,10 +190,10 @@ def speaker_turns(
     )
     if voices is None:
         return turns
-    frame_labels = np.full(len(voices), -1)
+    frame_labels = np.full(len(voices), -1)  # turns past the counted frames are cut
     for turn in turns:
         first, end = round(turn.start / FRAME_SECONDS), round(turn.end / FRAME_SECONDS)
-        frame_labels[first:end] = int(turn.speaker.rsplit("_", 1)[1]) - 1
+        frame_labels[first:end] = _label(turn.speaker)
     others = overlapping_turns(frame_labels, voices, FRAME_SECONDS, options.overlap_min_seconds)
     return _merge(turns + others)
 
@@ -263,6 +269,19 @@ def _runs(first: int, frame_labels: np.ndarray) -> list[Turn]:
 
 def _name(label: int) -> str:
     return f"SPEAKER_{label + 1}"
+
+
+def _label(name: str) -> int:
+    """The inverse of ``_name``."""
+    return int(name.removeprefix("SPEAKER_")) - 1
+
+
+def _speech_mask(regions: list[tuple[int, int]], frames: int) -> np.ndarray:
+    """``(frames,)`` 1 inside the speech ``regions``, 0 elsewhere."""
+    mask = np.zeros(frames, dtype=np.int64)
+    for first, end in regions:
+        mask[first:end] = 1
+    return mask
 
 
 def _smooth(turns: list[Turn], min_seconds: float) -> list[Turn]:
