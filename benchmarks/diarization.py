@@ -33,12 +33,12 @@ import numpy as np
 
 from onsei.audio import SAMPLE_RATE, load_audio
 from onsei.diarization.clustering import ClusteringOptions
-from onsei.diarization.counting import FRAME_SECONDS as COUNT_SECONDS
 from onsei.diarization.counting import speaker_counts
 from onsei.diarization.pipeline import (
     FRAME_SECONDS,
     DiarizationOptions,
     diarize,
+    frame_voices,
     speaker_turns,
     speaker_windows,
     speech_regions,
@@ -79,8 +79,6 @@ OVERLAP_SPEAKERS_SECONDS = (1.0, 2.0, 3.0)
 OUT_OF_FOLD = common.WORK_DIR / "diarization" / "out_of_fold.npz"
 """Each train excerpt's voice counts from a counter trained without it
 (``python -m onsei.diarization.train_counter ... --out-of-fold``)."""
-COUNT_STEP = round(COUNT_SECONDS / FRAME_SECONDS)
-"""Diarization frames (10 ms) per counter frame (20 ms)."""
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
 PRUNINGS = (0.1, 0.2, 0.3, 0.5)
 
@@ -103,7 +101,7 @@ def tune() -> None:
     else:
         counts = {uri: speaker_counts(a) for uri, a in audio.items()}
         print(f"{OUT_OF_FOLD} is missing: the shipped counter, trained on these excerpts, counts")
-    voices = {uri: np.repeat(c.argmax(axis=1), COUNT_STEP) for uri, c in counts.items()}
+    voices = {uri: frame_voices(c) for uri, c in counts.items()}
     clusterings = [ClusteringOptions("agglomerative", threshold=t) for t in THRESHOLDS]
     clusterings += [ClusteringOptions("spectral", pruning=p) for p in PRUNINGS]
     results: list[tuple[float, tuple[float, ...], list[int], DiarizationOptions]] = []

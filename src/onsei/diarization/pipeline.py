@@ -150,13 +150,19 @@ def speaker_windows(waveform: np.ndarray, options: DiarizationOptions) -> Speake
     voices = None
     if options.overlap:
         # imported here, as ge2e imports torch: ``onsei.diarization`` stays light to import
-        from onsei.diarization.counting import FRAME_SECONDS as COUNT_SECONDS
         from onsei.diarization.counting import speaker_counts
 
-        step = round(COUNT_SECONDS / FRAME_SECONDS)  # 10-ms frames per counter frame
-        voices = np.repeat(speaker_counts(waveform).argmax(axis=1), step)
+        voices = frame_voices(speaker_counts(waveform))
     embeddings = embedder.embed(features, starts)
     return SpeakerWindows(regions, centres, region_of, embeddings, voices)
+
+
+def frame_voices(counts: np.ndarray) -> np.ndarray:
+    """The counter's ``(count frames, CLASSES)`` probabilities (20 ms) -> ``(frames,)`` the
+    most likely number of voices in each 10-ms frame."""
+    from onsei.diarization.counting import FRAME_SECONDS as COUNT_SECONDS
+
+    return np.repeat(counts.argmax(axis=1), round(COUNT_SECONDS / FRAME_SECONDS))
 
 
 def speaker_turns(
