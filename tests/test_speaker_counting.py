@@ -15,8 +15,10 @@ from onsei.diarization.simulate import (
     by_speaker,
     conversation,
     frame_counts,
+    solo_clips,
     speech_clips,
 )
+from onsei.transcript import Turn
 
 SR = 16000
 
@@ -66,6 +68,15 @@ def test_simulated_conversations_have_turns_pauses_and_overlaps(an4_speakers):
     assert seen[0] > 0 and seen[1] > 0 and seen[2] > 0  # pauses, one voice, overlaps
 
 
+def test_solo_clips_are_the_stretches_where_one_speaker_talks_alone():
+    audio = np.arange(10 * SR, dtype=np.float32)
+    turns = [Turn(0.0, 4.0, "A"), Turn(3.0, 6.0, "B"), Turn(6.2, 6.5, "A"), Turn(7.0, 9.0, "A")]
+    clips = solo_clips(audio, turns, min_seconds=0.5)
+    found = sorted((c.speaker, c.audio[0] / SR, len(c.audio) / SR) for c in clips)
+    assert found == [("A", 0.0, 3.0), ("A", 7.0, 2.0), ("B", 4.0, 2.0)]  # 6.2-6.5 s is short
+    assert all(c.speech == [(0, len(c.audio))] for c in clips)
+
+
 def test_a_room_response_starts_with_the_direct_path_and_decays():
     from onsei.diarization.simulate import room_response
 
@@ -111,6 +122,23 @@ def test_training_learns_to_count_from_the_features(one_torch_thread):
         learning_rate=1e-2,
     )
     assert frame_scores(head, [example() for _ in range(4)])["accuracy"] > 0.9
+
+
+@pytest.mark.slow
+def test_meeting_conversations_are_made_of_the_train_excerpts_voices(one_torch_thread):
+    from onsei.diarization.counting import FRAME_SECONDS, _encoder
+    from onsei.diarization.train_counter import meeting_conversations
+
+    folder = shared("diarization/ami")
+    others = [f"trn0{i}" for i in range(1, 10)]  # trn00 only: three speakers
+    examples = meeting_conversations(folder, 3, _encoder(), seed=1, leave_out=others)
+    for example in examples:
+        frames = len(example.counts)
+        assert 8 / FRAME_SECONDS - 1 <= frames <= 30 / FRAME_SECONDS  # 8 to 30 s
+        assert example.features.shape == (frames, 384)
+        assert example.counts.max() <= CLASSES - 1
+    counts = np.concatenate([e.counts for e in examples])
+    assert np.mean(counts >= 1) > 0.5 and np.any(counts >= 2)  # talk, some of it overlapped
 
 
 @pytest.mark.slow

@@ -4,10 +4,10 @@ bidirectional LSTM on the encoder output of the bundled Whisper tiny.en.
 Whisper's encoder, trained on 680,000 hours of speech, tells speech from noise and one voice
 from several far better than a model trained here from scratch could; the head that reads the
 count off it is trained by ``onsei.diarization.train_counter`` on conversations simulated from
-AN4's 74 speakers and on the AMI training excerpts, and ships with onsei
-(``speaker_count.npz``, about 0.6 MB). The diarization pipeline takes its overlapped speech
-(count > 1); its speech (count > 0) is as good as Silero VAD's on the AMI excerpts, which the
-pipeline keeps.
+AN4's 74 speakers and from the AMI training excerpts' speakers, and on those excerpts, and
+ships with onsei (``speaker_count.npz``, about 0.6 MB). The diarization pipeline takes its
+overlapped speech (count > 1); its speech (count > 0) is as good as Silero VAD's on the AMI
+excerpts, which the pipeline keeps.
 """
 
 from __future__ import annotations

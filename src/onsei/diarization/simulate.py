@@ -5,10 +5,14 @@ mixtures to simulated conversations").
 
 Each speaker's utterances come from a corpus with speaker labels (``Utterance.speaker``); the
 speech inside each utterance is found with Silero VAD, so that labels mark speech, not the
-silence around it. A conversation is a sequence of turns: a speaker other than the last one
-(usually) starts after a pause, or before the last turn ends (overlap); now and then a third
-voice talks over the others (a backchannel). All voices share one synthetic room response
-(exponentially decaying noise) and a noise floor.
+silence around it. Or they are the stretches of real meetings where one speaker talks alone
+(``solo_clips``, from the meetings' reference turns): far-field, spontaneous speech, which
+read speech in a synthetic room is not.
+
+A conversation is a sequence of turns: a speaker other than the last one (usually) starts
+after a pause, or before the last turn ends (overlap); now and then a third voice talks over
+the others (a backchannel). All voices share one synthetic room response (exponentially
+decaying noise; not for meeting speech, which has its room already) and a noise floor.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from onsei.audio import SAMPLE_RATE
+from onsei.transcript import Turn
 
 
 @dataclass
@@ -62,6 +67,29 @@ def speech_clips(audios: Sequence[np.ndarray], speakers: Sequence[str]) -> list[
         regions = [(c["start"], c["end"]) for c in get_speech_timestamps(audio, vad)]
         if regions:
             clips.append(SpeechClip(speaker, audio, regions))
+    return clips
+
+
+def solo_clips(
+    audio: np.ndarray, turns: Sequence[Turn], min_seconds: float = 0.5
+) -> list[SpeechClip]:
+    """The stretches of at least ``min_seconds`` of a recording ``(samples,)`` where one
+    speaker of its reference ``turns`` talks and nobody else does, as clips of that speaker
+    that are speech from end to end."""
+    step = SAMPLE_RATE // 100  # 10 ms
+    frames = -(-len(audio) // step)
+    speakers = sorted({t.speaker for t in turns})
+    active = np.zeros((len(speakers), frames), bool)
+    for turn in turns:
+        active[speakers.index(turn.speaker), round(turn.start * 100) : round(turn.end * 100)] = True
+    alone = active & (active.sum(axis=0) == 1)
+    clips = []
+    for row, speaker in zip(alone, speakers, strict=True):
+        edges = np.diff(np.concatenate([[0], row.astype(np.int8), [0]]))
+        for first, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+            piece = audio[first * step : end * step]
+            if len(piece) >= min_seconds * SAMPLE_RATE:
+                clips.append(SpeechClip(speaker, piece, [(0, len(piece))]))
     return clips
 
 

@@ -2,29 +2,37 @@
 and real meetings, and write ``speaker_count.npz``.
 
 Data: conversations simulated from a corpus with speaker labels (AN4 train: 74 speakers,
-42 minutes), and the AMI training excerpts with their RTTM (10 x 30 s), each seen several
-times per epoch since they are the only real meetings. The two AMI development excerpts
-choose the epoch (their counts are never trained on; the test excerpts are never seen).
-Held-out simulated conversations chose worse: a head trained on 540 conversations and picked
-on 60 others counted the dev excerpts' overlapped frames with precision 0.43 and recall 0.31,
-the shipped head with 0.53 and 0.42 (the simulation is not a meeting room). Whisper's encoder
-is frozen: its outputs are computed once, and only the head is trained.
+42 minutes, read speech in synthetic rooms); conversations simulated from the stretches of the
+AMI training excerpts where one speaker talks alone (14 speakers, 2.2 minutes of far-field,
+spontaneous speech; 8 to 30 s long, so that the head also sees Whisper's padding); and the
+AMI training excerpts themselves with their RTTM (10 x 30 s), each seen several times per
+epoch since they are the only real meetings. The meeting conversations made the head count
+the dev excerpts' overlapped frames with precision 0.64 (0.53 without them) at the same
+recall (0.42). The two AMI development excerpts choose the epoch (their counts are never
+trained on; the test excerpts are never seen). Held-out simulated conversations chose worse:
+a head trained on 540 AN4 conversations and picked on 60 others counted the dev excerpts'
+overlapped frames with precision 0.43 and recall 0.31 (the simulation is not a meeting
+room). Whisper's encoder is frozen: its outputs are computed once, and only the head is
+trained.
 
-Usage (the shipped head; about 20 minutes for the conversations' features, then about half
-a minute per epoch on a 2-core CPU; ``--out-of-fold benchmarks/work/diarization/out_of_fold.npz``
-also trains five heads without a fifth of the AMI train excerpts each, for
-``benchmarks/diarization.py tune``):
+Usage (the shipped head; about 20 minutes for the AN4 conversations' features and 3 for the
+meeting ones, then about half a minute per epoch on a 2-core CPU; the best epoch was the
+third; ``--out-of-fold benchmarks/work/diarization/out_of_fold.npz`` also trains five heads
+without a fifth of the AMI train excerpts each (their meeting conversations made without
+them too), for ``benchmarks/diarization.py tune``, about 30 minutes more):
 
     python -m onsei.diarization.train_counter ../shared/data/an4/train.jsonl \\
         ../shared/data/diarization/ami --out src/onsei/diarization/speaker_count.npz \\
-        --features benchmarks/work/diarization/simulated.npz --conversations 400
+        --features benchmarks/work/diarization/simulated.npz --conversations 400 \\
+        --meeting-conversations 300 --epochs 8
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +45,7 @@ from onsei.diarization.simulate import (
     by_speaker,
     conversation,
     frame_counts,
+    solo_clips,
     speech_clips,
 )
 
@@ -79,6 +88,40 @@ def simulated_examples(manifest: Path, count: int, whisper_model, seed: int = 0)
     examples = []
     for _ in range(count):
         audio, counts = conversation(groups, rng, ConversationOptions(), FRAME_SECONDS)
+        examples.append(_example(encoder_features(whisper_model, audio), counts))
+    return examples
+
+
+MEETING_CONVERSATIONS = ConversationOptions(
+    reverb_probability=0.0, snr_db=(20.0, 50.0), backchannel_probability=0.5
+)
+"""Conversations of meeting speech, which has its room and its noise already; with more
+backchannels, for as much speech of three voices as in the AMI train excerpts (3 %)."""
+
+
+def meeting_conversations(
+    folder: Path,
+    count: int,
+    whisper_model,
+    seed: int = 0,
+    leave_out: Sequence[str] = (),
+    seconds: tuple[float, float] = (8, 30),
+) -> list[Example]:
+    """``count`` conversations of ``seconds`` (uniform: shorter ones are padded by Whisper's
+    encoder, as the end of a recording is) simulated from the stretches of the AMI train
+    excerpts (but those named in ``leave_out``) where one speaker talks alone."""
+    from onsei.writers.rttm import read_rttm
+
+    clips = []
+    for uri, turns in sorted(read_rttm(folder / "debug.train.rttm").items()):
+        if uri not in leave_out:
+            clips += solo_clips(load_audio(folder / f"{uri}.wav"), turns)
+    groups = by_speaker(clips)
+    rng = np.random.default_rng(seed)
+    examples = []
+    for _ in range(count):
+        options = replace(MEETING_CONVERSATIONS, seconds=float(rng.uniform(*seconds)))
+        audio, counts = conversation(groups, rng, options, FRAME_SECONDS)
         examples.append(_example(encoder_features(whisper_model, audio), counts))
     return examples
 
@@ -169,16 +212,18 @@ def out_of_fold(
     folds: int,
     repeats: int,
     epochs: int,
+    simulate_without: Callable[[list[str]], list[Example]],
 ) -> dict[str, np.ndarray]:
     """Each meeting's ``(frames, CLASSES)`` count probabilities from a head trained without
-    it (the meetings in ``folds`` groups): counts as the shipped head would give a meeting it
-    never saw, for tuning the diarization on the same meetings."""
+    it (the meetings in ``folds`` groups; ``simulate_without(held)``: conversations simulated
+    from the other meetings): counts as the shipped head would give a meeting it never saw,
+    for tuning the diarization on the same meetings."""
     names = sorted(meetings)
     probabilities = {}
     for fold in range(folds):
         held = names[fold::folds]
         rest = [meetings[n] for n in names if n not in held]
-        head = train(simulated + rest * repeats, validation, epochs)
+        head = train(simulated + simulate_without(held) + rest * repeats, validation, epochs)
         with torch.inference_mode():
             for name in held:
                 logits = head(torch.from_numpy(meetings[name].features)[None])[0]
@@ -187,17 +232,18 @@ def out_of_fold(
     return probabilities
 
 
-def _simulated(args: argparse.Namespace, whisper_model) -> list[Example]:
-    """The simulated conversations, from ``args.features`` when it exists (and into it)."""
-    if args.features is not None and args.features.exists():
-        with np.load(args.features) as kept:
-            count = min(args.conversations, len(kept.files) // 2)
+def _cached(path: Path | None, count: int, make: Callable[[], list[Example]]) -> list[Example]:
+    """The first ``count`` examples kept in ``path`` when it exists, else ``make()``'s (kept
+    in ``path`` if given)."""
+    if path is not None and path.exists():
+        with np.load(path) as kept:
+            count = min(count, len(kept.files) // 2)
             return [Example(kept[f"x{i}"].astype(np.float32), kept[f"y{i}"]) for i in range(count)]
-    simulated = simulated_examples(args.manifest, args.conversations, whisper_model, args.seed)
-    if args.features is not None:
-        arrays = {f"x{i}": e.features.astype(np.float16) for i, e in enumerate(simulated)}
-        np.savez(args.features, **arrays, **{f"y{i}": e.counts for i, e in enumerate(simulated)})
-    return simulated
+    examples = make()
+    if path is not None:
+        arrays = {f"x{i}": e.features.astype(np.float16) for i, e in enumerate(examples)}
+        np.savez(path, **arrays, **{f"y{i}": e.counts for i, e in enumerate(examples)})
+    return examples
 
 
 def main() -> None:
@@ -206,6 +252,12 @@ def main() -> None:
     parser.add_argument("ami", type=Path, help="the AMI excerpts folder (debug.*.rttm)")
     parser.add_argument("--out", type=Path, default=Path("speaker_count.npz"))
     parser.add_argument("--conversations", type=int, default=600)
+    parser.add_argument(
+        "--meeting-conversations",
+        type=int,
+        default=0,
+        help="conversations simulated from the AMI train excerpts' stretches of one voice",
+    )
     parser.add_argument("--meeting-repeats", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
@@ -213,7 +265,8 @@ def main() -> None:
         "--features",
         type=Path,
         default=None,
-        help="a .npz file keeping the simulated conversations' encoder outputs between runs",
+        help="a .npz file keeping the simulated conversations' encoder outputs between runs "
+        "(those of the meeting conversations in the same name with .meetings.npz)",
     )
     parser.add_argument(
         "--out-of-fold",
@@ -232,12 +285,34 @@ def main() -> None:
     started = time.monotonic()
     meetings = meeting_examples(args.ami, "train", whisper_model)
     validation = list(meeting_examples(args.ami, "development", whisper_model).values())
-    simulated = _simulated(args, whisper_model)
-    print(f"features of {len(simulated)} conversations in {time.monotonic() - started:.0f} s")
+    simulated = _cached(
+        args.features,
+        args.conversations,
+        lambda: simulated_examples(args.manifest, args.conversations, whisper_model, args.seed),
+    )
+
+    def simulate_without(held: list[str]) -> list[Example]:
+        if not args.meeting_conversations:
+            return []
+        return meeting_conversations(
+            args.ami, args.meeting_conversations, whisper_model, args.seed, held
+        )
+
+    from_meetings = _cached(
+        args.features and args.features.with_suffix(".meetings.npz"),
+        args.meeting_conversations,
+        lambda: simulate_without([]),
+    )
+    print(
+        f"features of {len(simulated) + len(from_meetings)} conversations in "
+        f"{time.monotonic() - started:.0f} s"
+    )
     if args.out_of_fold is not None:
-        folds = out_of_fold(simulated, meetings, validation, 5, args.meeting_repeats, args.epochs)
+        folds = out_of_fold(
+            simulated, meetings, validation, 5, args.meeting_repeats, args.epochs, simulate_without
+        )
         np.savez(args.out_of_fold, **folds)
-    examples = simulated + list(meetings.values()) * args.meeting_repeats
+    examples = simulated + from_meetings + list(meetings.values()) * args.meeting_repeats
     head = train(examples, validation, args.epochs, seed=args.seed)
     head.save(args.out)
     print(f"wrote {args.out}: dev {frame_scores(head, validation)}")
