@@ -180,6 +180,14 @@ def test_speaker_counts_that_contradict_each_other_are_refused():
         diarize(audio, num_speakers=0)
 
 
+def test_a_short_clip_of_one_voice_is_one_speaker(tmp_path):
+    text = "This is one speaker talking alone for a few seconds, nobody else is here."
+    path = speak(text, tmp_path / "one.wav")  # 4.3 s: nine windows, all close together
+    turns = diarize(path)
+    assert len({t.speaker for t in turns}) == 1 and turns[0].start < 0.5
+    assert len({t.speaker for t in diarize(path, min_speakers=2)}) >= 2  # when asked for
+
+
 def test_no_speech_no_turns():
     assert diarize(np.zeros(10 * SR, dtype=np.float32)) == []
 
