@@ -84,6 +84,17 @@ def test_ge2e_features_are_resemblyzers(resemblyzer):
             assert not normalize_volume(quiet).any()  # silence stays silence (not NaN)
 
 
+def test_ge2e_features_of_a_long_recording_are_computed_in_blocks(monkeypatch):
+    from onsei.diarization import ge2e
+
+    audio = np.random.default_rng(0).normal(0, 0.1, SR * 2 + 37).astype(np.float32)
+    whole = ge2e.GE2EEmbedder.features(audio)  # 201 frames: one block
+    monkeypatch.setattr(ge2e, "_CHUNK", 50)  # as a recording of over 82 s is: five blocks
+    blocks = ge2e.GE2EEmbedder.features(audio)
+    assert blocks.shape == whole.shape == (201, 41)
+    assert np.allclose(blocks, whole)
+
+
 def test_ge2e_encoder_is_resemblyzers(resemblyzer):
     """The same vectors as resemblyzer's VoiceEncoder, given each window's audio normalised to
     -30 dBFS; a window too short or past the end is zero-padded."""

@@ -116,13 +116,15 @@ class GE2EEmbedder:
             padded, shape=(count, N_FFT), strides=(step * HOP, step), writeable=False
         )
         filters = slaney_mel_filterbank(N_FFT).T.astype(np.float32)
-        blocks = [
-            (np.abs(np.fft.rfft(frames[i : i + _CHUNK] * _window(), axis=1)) ** 2) @ filters
-            for i in range(0, count, _CHUNK)
-        ]
+        mel = np.concatenate(
+            [
+                (np.abs(np.fft.rfft(frames[i : i + _CHUNK] * _window(), axis=1)) ** 2) @ filters
+                for i in range(0, count, _CHUNK)
+            ]
+        )
         hops = np.pad(audio.astype(np.float64) ** 2, (0, count * HOP - len(audio)))
         energy = hops.reshape(count, HOP).sum(axis=1) / HOP
-        return np.concatenate([*blocks, energy[:, None]], axis=1, dtype=np.float32)
+        return np.concatenate([mel, energy[:, None]], axis=1, dtype=np.float32)
 
     def embed(self, features: np.ndarray, starts: list[int], batch: int = 256) -> np.ndarray:
         """The vectors ``(len(starts), 256)`` of the windows ``features[s : s + window_frames]``
