@@ -181,6 +181,18 @@ def test_clustering_finds_the_speakers_or_takes_the_count_given(method):
     assert len(set(cluster(embeddings[:3], num_speakers=5, options=options))) <= 3
 
 
+def test_a_long_recordings_windows_are_clustered_from_a_sample(monkeypatch):
+    from onsei.diarization import clustering
+
+    monkeypatch.setattr(clustering, "MOST_CLUSTERED", 100)  # (2,000: 13 minutes of speech)
+    embeddings, truth = _speakers([150, 90, 60])
+    for method in ("spectral", "agglomerative"):
+        labels = cluster(embeddings, options=ClusteringOptions(method=method))
+        assert len(labels) == 300 and len(set(labels)) == 3
+        assert len({(t, x) for t, x in zip(truth, labels, strict=True)}) == 3  # one each
+        assert len(set(cluster(embeddings, num_speakers=2, options=ClusteringOptions()))) == 2
+
+
 def test_speaker_counts_that_contradict_each_other_are_refused():
     audio = np.zeros(SR, dtype=np.float32)
     with pytest.raises(OptionError, match="min_speakers \\(3\\) is more than max_speakers"):

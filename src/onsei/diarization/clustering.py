@@ -12,6 +12,10 @@ import numpy as np
 from onsei.errors import OptionError
 
 METHODS = ("agglomerative", "spectral")
+MOST_CLUSTERED = 2000
+"""Embeddings clustered at once (13 minutes of speech in 0.4-s steps): both methods take time
+and memory that grow as the square of the number (spectral: its cube), so a 3-hour meeting's
+27,000 would need tens of gigabytes."""
 
 
 @dataclass
@@ -48,11 +52,21 @@ def cluster(
     """Speaker index of each of ``embeddings`` ``(N, D)`` (L2-normalised), 0, 1, ...
 
     ``num_speakers`` fixes the count; otherwise it is found and kept within
-    ``[min_speakers, max_speakers]`` (never more than there are embeddings).
+    ``[min_speakers, max_speakers]`` (never more than there are embeddings). Of more than
+    ``MOST_CLUSTERED`` embeddings, that many spread evenly are clustered and every one takes
+    the speaker whose mean vector is nearest.
     """
     options = options or ClusteringOptions()
     options.validate()
     count = len(embeddings)
+    if count > MOST_CLUSTERED:
+        chosen = np.linspace(0, count - 1, MOST_CLUSTERED).round().astype(int)
+        labels = cluster(embeddings[chosen], num_speakers, min_speakers, max_speakers, options)
+        centroids = np.stack(
+            [embeddings[chosen][labels == k].mean(axis=0) for k in range(labels.max() + 1)]
+        )
+        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12
+        return _renumber((embeddings @ centroids.T).argmax(axis=1))
     if count == 0:
         return np.zeros(0, dtype=int)
     high = min(count, max_speakers or count)

@@ -122,8 +122,8 @@ class GE2EEmbedder:
                 for i in range(0, count, _CHUNK)
             ]
         )
-        hops = np.pad(audio.astype(np.float64) ** 2, (0, count * HOP - len(audio)))
-        energy = hops.reshape(count, HOP).sum(axis=1) / HOP
+        hops = np.pad(audio, (0, count * HOP - len(audio))).reshape(count, HOP)
+        energy = np.einsum("ij,ij->i", hops, hops, dtype=np.float64) / HOP
         return np.concatenate([mel, energy[:, None]], axis=1, dtype=np.float32)
 
     def embed(self, features: np.ndarray, starts: list[int], batch: int = 256) -> np.ndarray:

@@ -255,9 +255,12 @@ def _frame_turns(regions, centres, region_of, labels) -> list[Turn]:
     turns: list[Turn] = []
     for index, (first, end) in enumerate(regions):
         mine = np.flatnonzero(region_of == index)
+        centre = centres[mine]  # in time order
         frames = np.arange(first, end) + 0.5
-        nearest = mine[np.abs(frames[:, None] - centres[mine][None, :]).argmin(axis=1)]
-        turns += _runs(first, labels[nearest])
+        right = np.clip(np.searchsorted(centre, frames), 0, len(centre) - 1)
+        left = np.clip(right - 1, 0, len(centre) - 1)
+        closer = np.abs(frames - centre[left]) <= np.abs(centre[right] - frames)
+        turns += _runs(first, labels[mine[np.where(closer, left, right)]])
     return turns
 
 
