@@ -203,12 +203,19 @@ def test_speaker_counts_that_contradict_each_other_are_refused():
         diarize(audio, num_speakers=0)
 
 
-def test_a_short_clip_of_one_voice_is_one_speaker(tmp_path):
+def test_a_short_clip_of_one_voice_is_one_speaker(tmp_path, capsys):
     text = "This is one speaker talking alone for a few seconds, nobody else is here."
     path = speak(text, tmp_path / "one.wav")  # 4.3 s: nine windows, all close together
     turns = diarize(path)
     assert len({t.speaker for t in turns}) == 1 and turns[0].start < 0.5
     assert len({t.speaker for t in diarize(path, min_speakers=2)}) >= 2  # when asked for
+    # more speakers asked for than can be heard: those found, named without gaps, and a note
+    assert main(["diarize", str(path), "--num_speakers", "20", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "fewer speakers than the 20 asked for" in out
+    names = [t.speaker for t in read_rttm(tmp_path / "one.rttm")["one"]]
+    found = list(dict.fromkeys(names))  # in order of appearance
+    assert 1 < len(found) < 20 and found == [f"SPEAKER_{i + 1}" for i in range(len(found))]
 
 
 def test_no_speech_no_turns():

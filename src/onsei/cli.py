@@ -1021,6 +1021,12 @@ def _run_diarize(args: argparse.Namespace) -> int:
         output = atomic_write_text(Path(args.output_dir) / f"{path.stem}.rttm", buffer.getvalue())
         speakers = sorted({t.speaker for t in turns})
         print(f"==> {path}: {len(turns)} turns, {len(speakers)} speakers -> {output}")
+        asked = args.num_speakers or args.min_speakers
+        if turns and asked and len(speakers) < asked:
+            print(
+                f"(fewer speakers than the {asked} asked for: the others' turns were too short, "
+                "or there is too little speech to tell them apart)"
+            )
         if not turns:
             print("(no speech found)")
         for turn in turns:

@@ -195,14 +195,23 @@ def speaker_turns(
         _frame_turns(windows.regions, windows.centres, windows.region_of, labels),
         options.min_turn_seconds,
     )
-    if voices is None:
-        return turns
-    frame_labels = np.full(len(voices), -1)  # turns past the counted frames are cut
+    if voices is not None:
+        frame_labels = np.full(len(voices), -1)  # turns past the counted frames are cut
+        for turn in turns:
+            first, end = round(turn.start / FRAME_SECONDS), round(turn.end / FRAME_SECONDS)
+            frame_labels[first:end] = _label(turn.speaker)
+        others = overlapping_turns(frame_labels, voices, FRAME_SECONDS, options.overlap_min_seconds)
+        turns = _merge(turns + others)
+    return _in_order_of_appearance(turns)
+
+
+def _in_order_of_appearance(turns: list[Turn]) -> list[Turn]:
+    """``turns`` (in time order) with their speakers renamed ``SPEAKER_1``, ``SPEAKER_2``, ...
+    as they first speak (a speaker whose every turn was smoothed away leaves no gap)."""
+    names: dict[str, str] = {}
     for turn in turns:
-        first, end = round(turn.start / FRAME_SECONDS), round(turn.end / FRAME_SECONDS)
-        frame_labels[first:end] = _label(turn.speaker)
-    others = overlapping_turns(frame_labels, voices, FRAME_SECONDS, options.overlap_min_seconds)
-    return _merge(turns + others)
+        names.setdefault(turn.speaker, _name(len(names)))
+    return [Turn(t.start, t.end, names[t.speaker]) for t in turns]
 
 
 def _check_counts(num: int | None, low: int | None, high: int | None) -> None:
