@@ -185,12 +185,23 @@ def test_a_long_recordings_windows_are_clustered_from_a_sample(monkeypatch):
     from onsei.diarization import clustering
 
     monkeypatch.setattr(clustering, "MOST_CLUSTERED", 100)  # (2,000: 13 minutes of speech)
+    clustered = []
+    for name in ("_spectral", "_agglomerative"):
+        method = getattr(clustering, name)
+
+        def counted(embeddings, *args, method=method):
+            clustered.append(len(embeddings))
+            return method(embeddings, *args)
+
+        monkeypatch.setattr(clustering, name, counted)
     embeddings, truth = _speakers([150, 90, 60])
     for method in ("spectral", "agglomerative"):
-        labels = cluster(embeddings, options=ClusteringOptions(method=method))
+        options = ClusteringOptions(method=method)
+        labels = cluster(embeddings, options=options)
         assert len(labels) == 300 and len(set(labels)) == 3
         assert len({(t, x) for t, x in zip(truth, labels, strict=True)}) == 3  # one each
-        assert len(set(cluster(embeddings, num_speakers=2, options=ClusteringOptions()))) == 2
+        assert len(set(cluster(embeddings, num_speakers=2, options=options))) == 2
+    assert clustered == [100] * 4  # never all 300 at once
 
 
 def test_speaker_counts_that_contradict_each_other_are_refused():

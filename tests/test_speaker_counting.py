@@ -124,6 +124,19 @@ def test_training_learns_to_count_from_the_features(one_torch_thread):
     assert frame_scores(head, [example() for _ in range(4)])["accuracy"] > 0.9
 
 
+def test_out_of_fold_groups_are_meetings_with_no_speaker_in_common():
+    from onsei.diarization.train_counter import meeting_groups
+    from onsei.writers.rttm import read_rttm
+
+    folder = shared("diarization/ami")
+    groups = meeting_groups(folder)
+    assert sorted(u for g in groups for u in g) == [f"trn0{i}" for i in range(10)]
+    assert ["trn07", "trn08"] in groups  # the same four people
+    turns = read_rttm(folder / "debug.train.rttm")
+    voices = [{t.speaker for u in group for t in turns[u]} for group in groups]
+    assert all(not a & b for i, a in enumerate(voices) for b in voices[i + 1 :])
+
+
 @pytest.mark.slow
 def test_meeting_conversations_are_made_of_the_train_excerpts_voices(one_torch_thread):
     from onsei.diarization.counting import FRAME_SECONDS, _encoder

@@ -53,20 +53,22 @@ def cluster(
 
     ``num_speakers`` fixes the count; otherwise it is found and kept within
     ``[min_speakers, max_speakers]`` (never more than there are embeddings). Of more than
-    ``MOST_CLUSTERED`` embeddings, that many spread evenly are clustered and every one takes
-    the speaker whose mean vector is nearest.
+    ``MOST_CLUSTERED`` embeddings, that many spread evenly are clustered and each of the
+    others takes the speaker whose mean vector is nearest.
     """
     options = options or ClusteringOptions()
     options.validate()
     count = len(embeddings)
     if count > MOST_CLUSTERED:
         chosen = np.linspace(0, count - 1, MOST_CLUSTERED).round().astype(int)
-        labels = cluster(embeddings[chosen], num_speakers, min_speakers, max_speakers, options)
+        found = cluster(embeddings[chosen], num_speakers, min_speakers, max_speakers, options)
         centroids = np.stack(
-            [embeddings[chosen][labels == k].mean(axis=0) for k in range(labels.max() + 1)]
+            [embeddings[chosen][found == k].mean(axis=0) for k in range(found.max() + 1)]
         )
         centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12
-        return _renumber((embeddings @ centroids.T).argmax(axis=1))
+        labels = (embeddings @ centroids.T).argmax(axis=1)
+        labels[chosen] = found
+        return _renumber(labels)
     if count == 0:
         return np.zeros(0, dtype=int)
     high = min(count, max_speakers or count)

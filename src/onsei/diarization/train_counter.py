@@ -77,6 +77,26 @@ def meeting_examples(folder: Path, split: str, whisper_model) -> dict[str, Examp
     return examples
 
 
+def meeting_groups(folder: Path, split: str = "train") -> list[list[str]]:
+    """The excerpts of ``split`` grouped by meeting: those that share a speaker, directly or
+    through others, are one group (the AMI train excerpts make five)."""
+    from onsei.writers.rttm import read_rttm
+
+    speakers = {
+        u: {t.speaker for t in turns}
+        for u, turns in read_rttm(folder / f"debug.{split}.rttm").items()
+    }
+    groups: list[tuple[set[str], list[str]]] = []
+    for uri in sorted(speakers):
+        voices, names = set(speakers[uri]), [uri]
+        for group in [g for g in groups if g[0] & voices]:
+            groups.remove(group)
+            voices |= group[0]
+            names += group[1]
+        groups.append((voices, sorted(names)))
+    return sorted(names for _, names in groups)
+
+
 def simulated_examples(manifest: Path, count: int, whisper_model, seed: int = 0) -> list[Example]:
     """``count`` conversations of 30 s simulated from the utterances of ``manifest``."""
     from onsei.data.manifest import read_manifest
@@ -209,36 +229,39 @@ def out_of_fold(
     simulated: list[Example],
     meetings: dict[str, Example],
     validation: list[Example],
-    folds: int,
+    groups: list[list[str]],
     repeats: int,
     epochs: int,
     simulate_without: Callable[[list[str]], list[Example]],
 ) -> dict[str, np.ndarray]:
     """Each meeting's ``(frames, CLASSES)`` count probabilities from a head trained without
-    it (the meetings in ``folds`` groups; ``simulate_without(held)``: conversations simulated
-    from the other meetings): counts as the shipped head would give a meeting it never saw,
-    for tuning the diarization on the same meetings."""
-    names = sorted(meetings)
+    its group (``groups``: excerpts of one meeting, ``meeting_groups``; ``simulate_without(
+    held)``: conversations simulated from the other meetings): counts as the shipped head
+    would give a meeting it never saw, its speakers and room unheard, for tuning the
+    diarization on the same meetings."""
     probabilities = {}
-    for fold in range(folds):
-        held = names[fold::folds]
-        rest = [meetings[n] for n in names if n not in held]
+    for fold, held in enumerate(groups):
+        rest = [meetings[n] for n in sorted(meetings) if n not in held]
         head = train(simulated + simulate_without(held) + rest * repeats, validation, epochs)
         with torch.inference_mode():
             for name in held:
                 logits = head(torch.from_numpy(meetings[name].features)[None])[0]
                 probabilities[name] = torch.softmax(logits, dim=-1).numpy()
-        print(f"fold {fold + 1} of {folds} ({', '.join(held)}) done", flush=True)
+        print(f"fold {fold + 1} of {len(groups)} ({', '.join(held)}) done", flush=True)
     return probabilities
 
 
 def _cached(path: Path | None, count: int, make: Callable[[], list[Example]]) -> list[Example]:
-    """The first ``count`` examples kept in ``path`` when it exists, else ``make()``'s (kept
-    in ``path`` if given)."""
+    """The first ``count`` examples kept in ``path`` when it holds that many, else ``make()``'s
+    (kept in ``path`` if given)."""
+    if not count:
+        return []
     if path is not None and path.exists():
         with np.load(path) as kept:
-            count = min(count, len(kept.files) // 2)
-            return [Example(kept[f"x{i}"].astype(np.float32), kept[f"y{i}"]) for i in range(count)]
+            if len(kept.files) // 2 >= count:
+                return [
+                    Example(kept[f"x{i}"].astype(np.float32), kept[f"y{i}"]) for i in range(count)
+                ]
     examples = make()
     if path is not None:
         arrays = {f"x{i}": e.features.astype(np.float16) for i, e in enumerate(examples)}
@@ -272,8 +295,8 @@ def main() -> None:
         "--out-of-fold",
         type=Path,
         default=None,
-        help="also write each AMI train excerpt's counts from a head trained without it "
-        "(.npz, by name; 5 folds), for benchmarks/diarization.py tune",
+        help="also write each AMI train excerpt's counts from a head trained without its "
+        "meeting (.npz, by name; one fold per meeting), for benchmarks/diarization.py tune",
     )
     args = parser.parse_args()
     if args.epochs < 1:
@@ -308,8 +331,15 @@ def main() -> None:
         f"{time.monotonic() - started:.0f} s"
     )
     if args.out_of_fold is not None:
+        groups = meeting_groups(args.ami)
         folds = out_of_fold(
-            simulated, meetings, validation, 5, args.meeting_repeats, args.epochs, simulate_without
+            simulated,
+            meetings,
+            validation,
+            groups,
+            args.meeting_repeats,
+            args.epochs,
+            simulate_without,
         )
         np.savez(args.out_of_fold, **folds)
     examples = simulated + from_meetings + list(meetings.values()) * args.meeting_repeats
