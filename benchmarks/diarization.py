@@ -8,7 +8,7 @@ tune     grid search on the AMI *train* excerpts (10 files): the speaker embedde
          speaker at a time; then the overlap handling (off, or the seconds of overlap that set
          the least number of speakers); prints the best settings (no collar, overlap scored).
          The voice counter was trained on these excerpts, so its counts come from heads
-         trained without each one when ``train_counter --out-of-fold`` has written them
+         trained without each one's meeting when ``train_counter --out-of-fold`` has written them
          (``OUT_OF_FOLD``).
 measure  the settings in onsei's defaults (and the voicefilter d-vector with its own tuned
          settings, for comparison), on AMI dev + test (4 files, per the lists) and the
@@ -77,7 +77,7 @@ EMBEDDINGS = [("voicefilter", None)] + [("ge2e", w) for w in (1.0, 1.2, 1.4, 1.6
 HOPS = (0.25, 0.4, 0.5)
 OVERLAP_SPEAKERS_SECONDS = (1.0, 2.0, 3.0, 4.0, 6.0)
 OUT_OF_FOLD = common.WORK_DIR / "diarization" / "out_of_fold.npz"
-"""Each train excerpt's voice counts from a counter trained without it
+"""Each train excerpt's voice counts from a counter trained without its meeting
 (``python -m onsei.diarization.train_counter ... --out-of-fold``)."""
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
 PRUNINGS = (0.1, 0.2, 0.3, 0.5)
@@ -300,7 +300,7 @@ def section(result: dict) -> str:
             "overlap sets the least number of speakers), the number of speakers found; options "
             f"`{json.dumps(result['options'])}` (tuned on the 10 AMI train excerpts with "
             "`diarization.py tune`, with each excerpt's voices counted by a head trained "
-            "without it (`train_counter --out-of-fold`): train DER 30.4 %; the counter's "
+            "without its meeting (`train_counter --out-of-fold`): train DER 30.0 %; the counter's "
             "training kept the epoch whose frame counts were best on the two dev excerpts, the "
             "only use of dev; test was used for nothing). One speaker at a time: the same "
             "without the counter. Voicefilter: "

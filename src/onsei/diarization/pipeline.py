@@ -39,8 +39,8 @@ EMBEDDERS = ("ge2e", "voicefilter")
 @dataclass
 class DiarizationOptions:
     """The defaults are the best of a grid search on the 10 AMI train excerpts
-    (``benchmarks/diarization.py tune``: DER 30.4 % there, no collar, overlap scored, with
-    voices counted by heads trained without each excerpt; 34.3 % one speaker at a time)."""
+    (``benchmarks/diarization.py tune``: DER 30.0 % there, no collar, overlap scored, with
+    voices counted by heads trained without each excerpt's meeting; 34.3 % one at a time)."""
 
     embedder: str = "ge2e"
     """Speaker vectors from resemblyzer's GE2E encoder ("ge2e"; ``pip install --no-deps
