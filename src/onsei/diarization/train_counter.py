@@ -18,8 +18,9 @@ trained.
 Usage (the shipped head; about 20 minutes for the AN4 conversations' features and 3 for the
 meeting ones, then about half a minute per epoch on a 2-core CPU; the best epoch was the
 third; ``--out-of-fold benchmarks/work/diarization/out_of_fold.npz`` also trains five heads
-without a fifth of the AMI train excerpts each (their meeting conversations made without
-them too), for ``benchmarks/diarization.py tune``, about 30 minutes more):
+without one of the five meetings of the AMI train excerpts each (their meeting
+conversations made without it too), for ``benchmarks/diarization.py tune``, about 30
+minutes more):
 
     python -m onsei.diarization.train_counter ../shared/data/an4/train.jsonl \\
         ../shared/data/diarization/ami --out src/onsei/diarization/speaker_count.npz \\
