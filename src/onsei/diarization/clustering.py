@@ -61,10 +61,9 @@ def cluster(
     count = len(embeddings)
     if count > MOST_CLUSTERED:
         chosen = np.linspace(0, count - 1, MOST_CLUSTERED).round().astype(int)
-        found = cluster(embeddings[chosen], num_speakers, min_speakers, max_speakers, options)
-        centroids = np.stack(
-            [embeddings[chosen][found == k].mean(axis=0) for k in range(found.max() + 1)]
-        )
+        sample = embeddings[chosen]
+        found = cluster(sample, num_speakers, min_speakers, max_speakers, options)
+        centroids = np.stack([sample[found == k].mean(axis=0) for k in range(found.max() + 1)])
         centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12
         labels = (embeddings @ centroids.T).argmax(axis=1)
         labels[chosen] = found

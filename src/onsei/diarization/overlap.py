@@ -49,7 +49,7 @@ def overlapping_turns(
         extra[frame, order[: voices[frame] - 1]] = True
     turns = []
     for column, speaker in enumerate(speakers):
-        for start, end in _runs_of(extra[:, column]):
+        for start, end in runs_of(extra[:, column]):
             if (end - start) * frame_seconds >= min_seconds:
                 turns.append(
                     Turn(start * frame_seconds, end * frame_seconds, f"SPEAKER_{speaker + 1}")
@@ -67,7 +67,7 @@ def _distance_to(mask: np.ndarray, frames: np.ndarray) -> np.ndarray:
     return np.minimum(np.abs(frames - where[before]), np.abs(frames - where[after])).astype(float)
 
 
-def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
     """``(start, end)`` of each run of True in ``mask``."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))

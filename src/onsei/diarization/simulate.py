@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from onsei.audio import SAMPLE_RATE
+from onsei.diarization.overlap import runs_of
 from onsei.transcript import Turn
 
 
@@ -85,8 +86,7 @@ def solo_clips(
     alone = active & (active.sum(axis=0) == 1)
     clips = []
     for row, speaker in zip(alone, speakers, strict=True):
-        edges = np.diff(np.concatenate([[0], row.astype(np.int8), [0]]))
-        for first, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+        for first, end in runs_of(row):
             piece = audio[first * step : end * step]
             if len(piece) >= min_seconds * SAMPLE_RATE:
                 clips.append(SpeechClip(speaker, piece, [(0, len(piece))]))
