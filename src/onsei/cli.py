@@ -89,6 +89,13 @@ def _add_speaker_arguments(parser: argparse.ArgumentParser) -> None:
         help="find overlapped speech and give it its other speakers (default: true; false is "
         "one speaker at a time, and skips the voice counter's Whisper encoder)",
     )
+    parser.add_argument(
+        "--counter",
+        default=None,
+        metavar="NPZ",
+        help="a voice counter trained with `python -m onsei.diarization.train_counter` (for "
+        "example on your own meetings) in place of the bundled one",
+    )
 
 
 SPEAKER_FLAGS = (
@@ -98,6 +105,7 @@ SPEAKER_FLAGS = (
     "clustering",
     "embedder",
     "overlap",
+    "counter",
 )
 """The options of ``_add_speaker_arguments`` (``transcribe`` takes them with ``--diarize``)."""
 
@@ -114,6 +122,7 @@ def speaker_options(args: argparse.Namespace) -> dict[str, Any]:
         options.embedder = args.embedder
     if args.overlap is not None:
         options.overlap = args.overlap
+    options.counter = args.counter
     return {
         "num_speakers": args.num_speakers,
         "min_speakers": args.min_speakers,

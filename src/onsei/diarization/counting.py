@@ -99,19 +99,28 @@ def _encoder():
 
 
 @cache
-def _head() -> CountHead:
-    path = resources.files("onsei.diarization") / WEIGHTS
-    if not path.is_file():
-        raise ModelError(f"the speaker counting model {WEIGHTS} is missing from onsei's install")
-    return CountHead.load(path)
+def _head(weights: Path | None) -> CountHead:
+    """The bundled head (``weights`` None) or one written by ``train_counter --out``."""
+    if weights is None:
+        bundled = resources.files("onsei.diarization") / WEIGHTS
+        if not bundled.is_file():
+            raise ModelError(f"the voice counter {WEIGHTS} is missing from onsei's install")
+        return CountHead.load(bundled)
+    try:
+        return CountHead.load(weights)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise ModelError(
+            f"{weights}: not a voice counter written by onsei.diarization.train_counter ({error})"
+        ) from None
 
 
-def speaker_counts(audio: np.ndarray) -> np.ndarray:
+def speaker_counts(audio: np.ndarray, weights: str | Path | None = None) -> np.ndarray:
     """``(samples,)`` at 16 kHz -> ``(frames, CLASSES)`` probabilities of 0, 1, 2 and 3+
-    voices in each 20-ms frame (30 s at a time: memory stays flat on long recordings)."""
+    voices in each 20-ms frame (30 s at a time: memory stays flat on long recordings), from
+    the bundled head or the one in ``weights`` (``train_counter --out``)."""
     if not len(audio):
         return np.zeros((0, CLASSES), dtype=np.float32)
-    head = _head()
+    head = _head(None if weights is None else Path(weights).resolve())
     pieces = []
     with torch.inference_mode():
         for features in encoder_windows(_encoder(), audio):

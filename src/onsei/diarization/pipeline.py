@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -64,6 +65,9 @@ class DiarizationOptions:
     (1, 2, 3, 4 and 6 s tried)."""
     overlap_min_seconds: float = 0.1
     """Shorter stretches of a second voice are left out."""
+    counter: str | None = None
+    """A voice counter written by ``python -m onsei.diarization.train_counter --out`` (for
+    example one trained on your own meetings) in place of the bundled one."""
 
     def validate(self) -> None:
         if self.hop_seconds <= 0 or self.min_turn_seconds < 0:
@@ -72,6 +76,8 @@ class DiarizationOptions:
             raise OptionError(
                 "overlap_speakers_seconds must be positive and overlap_min_seconds not negative"
             )
+        if self.counter is not None and not Path(self.counter).is_file():
+            raise OptionError(f"counter: no such file: {self.counter}")
         if self.embedder not in EMBEDDERS:
             raise OptionError(
                 f"embedder: expected one of {', '.join(EMBEDDERS)}, got {self.embedder!r}"
@@ -153,7 +159,7 @@ def speaker_windows(waveform: np.ndarray, options: DiarizationOptions) -> Speake
         # imported here, as ge2e imports torch: ``onsei.diarization`` stays light to import
         from onsei.diarization.counting import speaker_counts
 
-        voices = frame_voices(speaker_counts(waveform))
+        voices = frame_voices(speaker_counts(waveform, options.counter))
     embeddings = embedder.embed(features, starts)
     return SpeakerWindows(regions, centres, region_of, embeddings, voices)
 

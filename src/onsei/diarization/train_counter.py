@@ -284,7 +284,13 @@ def main() -> None:
     )
     parser.add_argument("--meeting-repeats", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="of the training and of the simulation (conversations kept in --features keep "
+        "the seed of the run that simulated them)",
+    )
     parser.add_argument(
         "--features",
         type=Path,
