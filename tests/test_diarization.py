@@ -365,6 +365,16 @@ def test_diarization_bad_input_is_one_line(tmp_path, capsys):
     assert "--overlap requires --diarize" in capsys.readouterr().err
     assert main(["diarize", str(silence), "--counter", str(tmp_path / "none.npz")]) == 2
     assert "counter: no such file" in capsys.readouterr().err
+    not_a_counter = tmp_path / "weights.npz"
+    not_a_counter.write_text("not weights")
+    arguments = ["--diarize", "--counter", str(not_a_counter), "-o", str(tmp_path / "out")]
+    assert main(["transcribe", str(silence), *arguments]) == 2  # before transcribing
+    error = capsys.readouterr().err
+    assert "not a voice counter written by" in error and error.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+    arguments = ["--diarize", "--min_speakers", "3", "--max_speakers", "2"]
+    assert main(["transcribe", str(silence), *arguments, "-o", str(tmp_path / "out")]) == 2
+    assert "is more than max_speakers" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -176,12 +176,12 @@ def test_the_shipped_counter_hears_overlap_in_a_real_meeting():
 
 
 def test_a_counter_of_ones_own_takes_the_place_of_the_bundled_one(tmp_path):
-    from onsei.diarization.counting import _head, speaker_counts
+    from onsei.diarization.counting import load_counter, speaker_counts
     from onsei.errors import ModelError
 
     audio = np.random.default_rng(0).normal(scale=0.1, size=SR).astype(np.float32)
     copy = tmp_path / "copy.npz"
-    _head(None).save(copy)
+    load_counter().save(copy)
     assert np.array_equal(speaker_counts(audio, copy), speaker_counts(audio))
     torch.manual_seed(0)
     other = tmp_path / "other.npz"

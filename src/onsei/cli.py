@@ -788,7 +788,10 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     if given and not args.diarize:
         raise OptionError(f"--{given[0]} requires --diarize")
     diarization = speaker_options(args) if args.diarize else None
-    if args.diarize:
+    if diarization is not None:
+        from onsei.diarization.pipeline import check_arguments
+
+        check_arguments(**diarization)  # before the transcription, not after it
         args.word_timestamps = True  # words get speakers, and segments split where they change
     explicit = _explicit_decoding_options(args)
     if is_trained_experiment(args.model):

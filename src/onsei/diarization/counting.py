@@ -12,6 +12,7 @@ excerpts, which the pipeline keeps.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
@@ -98,9 +99,18 @@ def _encoder():
     return load_model(ENCODER_MODEL, device="cpu").model
 
 
+def load_counter(weights: str | Path | None = None) -> CountHead:
+    """The bundled head (``weights`` None) or one written by ``train_counter --out``, loaded
+    once per process.
+
+    Raises:
+        ModelError: the file is not such a head, or the bundled one is missing.
+    """
+    return _load_counter(None if weights is None else Path(weights).resolve())
+
+
 @cache
-def _head(weights: Path | None) -> CountHead:
-    """The bundled head (``weights`` None) or one written by ``train_counter --out``."""
+def _load_counter(weights: Path | None) -> CountHead:
     if weights is None:
         bundled = resources.files("onsei.diarization") / WEIGHTS
         if not bundled.is_file():
@@ -108,9 +118,11 @@ def _head(weights: Path | None) -> CountHead:
         return CountHead.load(bundled)
     try:
         return CountHead.load(weights)
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
+    except OSError as error:
+        raise ModelError(f"{weights}: {error.strerror or error}") from None
+    except (ValueError, KeyError, RuntimeError, EOFError, zipfile.BadZipFile):
         raise ModelError(
-            f"{weights}: not a voice counter written by onsei.diarization.train_counter ({error})"
+            f"{weights}: not a voice counter written by onsei.diarization.train_counter"
         ) from None
 
 
@@ -120,7 +132,7 @@ def speaker_counts(audio: np.ndarray, weights: str | Path | None = None) -> np.n
     the bundled head or the one in ``weights`` (``train_counter --out``)."""
     if not len(audio):
         return np.zeros((0, CLASSES), dtype=np.float32)
-    head = _head(None if weights is None else Path(weights).resolve())
+    head = load_counter(weights)
     pieces = []
     with torch.inference_mode():
         for features in encoder_windows(_encoder(), audio):

@@ -76,8 +76,12 @@ class DiarizationOptions:
             raise OptionError(
                 "overlap_speakers_seconds must be positive and overlap_min_seconds not negative"
             )
-        if self.counter is not None and not Path(self.counter).is_file():
-            raise OptionError(f"counter: no such file: {self.counter}")
+        if self.counter is not None:
+            if not Path(self.counter).is_file():
+                raise OptionError(f"counter: no such file: {self.counter}")
+            from onsei.diarization.counting import load_counter  # (torch: imported if asked)
+
+            load_counter(self.counter)
         if self.embedder not in EMBEDDERS:
             raise OptionError(
                 f"embedder: expected one of {', '.join(EMBEDDERS)}, got {self.embedder!r}"
@@ -134,11 +138,10 @@ def diarize(
     ``SPEAKER_1``, ``SPEAKER_2``, ... in order of first appearance.
 
     Raises:
-        OptionError: inconsistent speaker counts.
+        OptionError: inconsistent speaker counts or options.
+        ModelError: ``options.counter`` is not a voice counter.
     """
-    options = options or DiarizationOptions()
-    options.validate()
-    _check_counts(num_speakers, min_speakers, max_speakers)
+    options = check_arguments(num_speakers, min_speakers, max_speakers, options)
     windows = speaker_windows(load_audio(audio), options)
     return speaker_turns(windows, num_speakers, min_speakers, max_speakers, options)
 
@@ -218,6 +221,25 @@ def _in_order_of_appearance(turns: list[Turn]) -> list[Turn]:
     for turn in turns:
         names.setdefault(turn.speaker, _name(len(names)))
     return [Turn(t.start, t.end, names[t.speaker]) for t in turns]
+
+
+def check_arguments(
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    options: DiarizationOptions | None = None,
+) -> DiarizationOptions:
+    """``diarize``'s arguments checked before any work (a counter of one's own is loaded);
+    returns the options (the defaults for None).
+
+    Raises:
+        OptionError: inconsistent speaker counts or options.
+        ModelError: ``options.counter`` is not a voice counter.
+    """
+    options = options or DiarizationOptions()
+    options.validate()
+    _check_counts(num_speakers, min_speakers, max_speakers)
+    return options
 
 
 def _check_counts(num: int | None, low: int | None, high: int | None) -> None:
