@@ -297,6 +297,31 @@ def test_der_of_perfect_empty_and_swapped_hypotheses():
     assert score_diarization(reference, shifted, collar=0.5).der == 0
 
 
+def test_a_speakers_overlapping_turns_count_once():
+    reference = {"f": [Turn(1, 3, "a"), Turn(2, 4, "a")]}
+    assert score_diarization(reference, {"f": [Turn(1, 4, "x")]}).der == 0  # as md-eval
+
+
+def test_rttm_and_uem_files_are_read_strictly(tmp_path):
+    from onsei.writers.rttm import RTTMError
+
+    rttm = tmp_path / "bom.rttm"
+    rttm.write_text("\ufeffSPEAKER f 1 0.5 1.0 <NA> <NA> a <NA> <NA>\n", encoding="utf-8")
+    assert read_rttm(rttm) == {"f": [Turn(0.5, 1.5, "a")]}
+    for values in ("0 inf", "nan 1", "-1 2"):
+        rttm.write_text(f"SPEAKER f 1 {values} <NA> <NA> a <NA> <NA>\n")
+        with pytest.raises(RTTMError, match="bom.rttm:1: start and duration must be finite"):
+            read_rttm(rttm)
+    uem = tmp_path / "f.uem"
+    uem.write_text(";; scored regions\nf 1 0.0 10.5\n")
+    assert read_uem(uem) == {"f": [(0.0, 10.5)]}
+    uem.write_text("f 1 10 5\n")
+    with pytest.raises(RTTMError, match="f.uem:1: a region must have 0 <= start < end"):
+        read_uem(uem)
+    with pytest.raises(RTTMError, match="cannot read"):
+        read_uem(tmp_path / "none.uem")
+
+
 def test_assign_speakers_labels_words_and_splits_segments():
     words = [Word(i * 0.5, i * 0.5 + 0.4, f" w{i}", 0.9) for i in range(6)]
     transcript = Transcript(

@@ -3,12 +3,12 @@ confusion, over the reference speech time, optionally within a UEM and with a co
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from onsei.transcript import Turn
-from onsei.writers.rttm import RTTMError
+from onsei.writers.rttm import RTTMError, text_lines
 
 
 @dataclass
@@ -43,20 +43,28 @@ def _annotation(turns: list[Turn], uri: str):
     annotation = Annotation(uri=uri)
     for index, turn in enumerate(turns):
         annotation[Segment(turn.start, turn.end), index] = turn.speaker
-    return annotation
+    return annotation.support()  # a speaker's overlapping turns count once, as in md-eval
 
 
 def read_uem(path: str | os.PathLike) -> dict[str, list[tuple[float, float]]]:
-    """``uri channel start end`` lines -> the scored regions of each file."""
+    """``uri channel start end`` lines -> the scored regions of each file (lines starting
+    with ``;`` are comments).
+
+    Raises:
+        RTTMError: naming the line of a malformed or empty region, or a missing file.
+    """
     regions: dict[str, list[tuple[float, float]]] = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text_lines(path), 1):
         fields = line.split()
-        if not fields:
+        if not fields or fields[0].startswith(";"):
             continue
         try:
-            regions.setdefault(fields[0], []).append((float(fields[2]), float(fields[3])))
+            start, end = float(fields[2]), float(fields[3])
         except (IndexError, ValueError):
             raise RTTMError(f"{path}:{number}: expected 'uri channel start end'") from None
+        if not (math.isfinite(start) and math.isfinite(end)) or not 0 <= start < end:
+            raise RTTMError(f"{path}:{number}: a region must have 0 <= start < end")
+        regions.setdefault(fields[0], []).append((start, end))
     return regions
 
 

@@ -3,6 +3,7 @@ format of diarization references and of pyannote, dscore and md-eval."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import TextIO
@@ -41,15 +42,8 @@ def read_rttm(path: str | os.PathLike) -> dict[str, list[Turn]]:
     Raises:
         RTTMError: naming the line of a malformed ``SPEAKER`` line, or a missing file.
     """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise RTTMError(f"{path}: cannot read ({error.strerror})") from None
-    except UnicodeDecodeError:
-        raise RTTMError(f"{path}: not a text file") from None
     turns: dict[str, list[Turn]] = {}
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(text_lines(path), start=1):
         fields = line.split()
         if not fields or fields[0].startswith(";") or fields[0] != "SPEAKER":
             continue
@@ -58,7 +52,21 @@ def read_rttm(path: str | os.PathLike) -> dict[str, list[Turn]]:
             speaker = fields[7]
         except (IndexError, ValueError):
             raise RTTMError(f"{path}:{number}: not an RTTM SPEAKER line") from None
-        if duration < 0:
-            raise RTTMError(f"{path}:{number}: negative duration")
+        if not (math.isfinite(start) and math.isfinite(duration)) or start < 0 or duration < 0:
+            raise RTTMError(f"{path}:{number}: start and duration must be finite, not negative")
         turns.setdefault(fields[1], []).append(Turn(start, start + duration, speaker))
     return turns
+
+
+def text_lines(path: str | os.PathLike) -> list[str]:
+    """The lines of a UTF-8 text file (a byte order mark left out).
+
+    Raises:
+        RTTMError: the file cannot be read or is not text.
+    """
+    try:
+        return Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except OSError as error:
+        raise RTTMError(f"{path}: cannot read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise RTTMError(f"{path}: not a text file") from None
