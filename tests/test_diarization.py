@@ -400,6 +400,50 @@ def test_diarization_bad_input_is_one_line(tmp_path, capsys):
     arguments = ["--diarize", "--min_speakers", "3", "--max_speakers", "2"]
     assert main(["transcribe", str(silence), *arguments, "-o", str(tmp_path / "out")]) == 2
     assert "is more than max_speakers" in capsys.readouterr().err
+    assert main(["transcribe", str(silence), "-f", "rttm", "-o", str(tmp_path / "out")]) == 2
+    assert "--output_format rttm requires --diarize" in capsys.readouterr().err
+    arguments = ["--diarize", "--max_line_width", "40", "-o", str(tmp_path / "out")]
+    main(["transcribe", str(silence), *arguments])  # --diarize turns word timestamps on
+    assert "requires --word_timestamps" not in capsys.readouterr().err
+    assert main(["diarize", str(silence), "-o", str(silence)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_diarize_refuses_two_inputs_with_one_output(tmp_path, capsys):
+    import soundfile
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        soundfile.write(tmp_path / folder / "x.wav", np.zeros(SR, dtype=np.float32), SR)
+    inputs = [str(tmp_path / "a" / "x.wav"), str(tmp_path / "b" / "x.wav")]
+    assert main(["diarize", *inputs, "-o", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert "b/x.wav: its RTTM would overwrite that of" in error and error.count("\n") == 1
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.rttm"]
+
+
+def test_a_missing_embedder_is_found_before_transcribing(monkeypatch, tmp_path, capsys):
+    import importlib.util
+
+    import soundfile
+
+    from onsei.diarization import ge2e, pipeline
+
+    audio = tmp_path / "a.wav"
+    soundfile.write(audio, np.zeros(SR, dtype=np.float32), SR)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    loaded = (pipeline._embedder, ge2e._encoder)  # (once per process: as if not yet)
+    for function in loaded:
+        function.cache_clear()
+    try:
+        arguments = ["--model", "tiny.en", "--diarize", "-o", str(tmp_path / "out")]
+        assert main(["transcribe", str(audio), *arguments]) == 2
+    finally:
+        for function in loaded:
+            function.cache_clear()
+    error = capsys.readouterr().err
+    assert "pip install --no-deps resemblyzer" in error and error.count("\n") == 1
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

@@ -768,7 +768,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_transcribe(args: argparse.Namespace) -> int:
     from onsei.batch import BatchTranscriber
     from onsei.recognizer import is_trained_experiment
-    from onsei.writers import SubtitleOptions, expand_formats
+    from onsei.writers import SPEAKER_FORMATS, SubtitleOptions, expand_formats
 
     subtitle = SubtitleOptions(
         max_line_width=args.max_line_width,
@@ -776,6 +776,17 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         max_words_per_line=args.max_words_per_line,
         highlight_words=args.highlight_words,
     )
+    given = [name for name in SPEAKER_FLAGS if getattr(args, name) is not None]
+    if given and not args.diarize:
+        raise OptionError(f"--{given[0]} requires --diarize")
+    if args.output_format in SPEAKER_FORMATS and not args.diarize:
+        raise OptionError(f"--output_format {args.output_format} requires --diarize")
+    diarization = speaker_options(args) if args.diarize else None
+    if diarization is not None:
+        from onsei.diarization.pipeline import check_arguments
+
+        check_arguments(**diarization)  # before the transcription, not after it
+        args.word_timestamps = True  # words get speakers, and segments split where they change
     if not args.word_timestamps:
         for name in ("max_line_width", "max_line_count", "max_words_per_line", "highlight_words"):
             if getattr(args, name):
@@ -784,15 +795,6 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         import ctranslate2
 
         ctranslate2.set_random_seed(args.seed)  # before the engine first samples
-    given = [name for name in SPEAKER_FLAGS if getattr(args, name) is not None]
-    if given and not args.diarize:
-        raise OptionError(f"--{given[0]} requires --diarize")
-    diarization = speaker_options(args) if args.diarize else None
-    if diarization is not None:
-        from onsei.diarization.pipeline import check_arguments
-
-        check_arguments(**diarization)  # before the transcription, not after it
-        args.word_timestamps = True  # words get speakers, and segments split where they change
     explicit = _explicit_decoding_options(args)
     if is_trained_experiment(args.model):
         whisper_only = [name for name in explicit if name not in TRAINED_MODEL_OPTIONS]
@@ -1012,16 +1014,30 @@ def _run_diarize(args: argparse.Namespace) -> int:
 
     from onsei.audio import load_audio
     from onsei.diarization import diarize
+    from onsei.diarization.pipeline import check_arguments
     from onsei.files import atomic_write_text
     from onsei.inputs import expand_inputs
     from onsei.writers.rttm import write_turns
 
     options = speaker_options(args)
+    check_arguments(**options)  # before any file is read
+    output_dir = Path(args.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputError(f"--output_dir {output_dir} is a file, not a folder")
     inputs = expand_inputs(args.audio)
     for message in inputs.errors:
         print_error(message)
     failed = len(inputs.errors)
+    owners: dict[str, Path] = {}
     for path in inputs.files:
+        if path.stem in owners:
+            print_error(
+                f"{path}: its RTTM would overwrite that of {owners[path.stem]}; "
+                "diarize it with another --output_dir"
+            )
+            failed += 1
+            continue
+        owners[path.stem] = path
         try:
             turns = diarize(load_audio(path), **options)
         except AudioError as error:
@@ -1030,7 +1046,7 @@ def _run_diarize(args: argparse.Namespace) -> int:
             continue
         buffer = io.StringIO()
         write_turns(turns, buffer, path.stem)
-        output = atomic_write_text(Path(args.output_dir) / f"{path.stem}.rttm", buffer.getvalue())
+        output = atomic_write_text(output_dir / f"{path.stem}.rttm", buffer.getvalue())
         speakers = sorted({t.speaker for t in turns})
         print(f"==> {path}: {len(turns)} turns, {len(speakers)} speakers -> {output}")
         asked = args.num_speakers or args.min_speakers

@@ -76,12 +76,8 @@ class DiarizationOptions:
             raise OptionError(
                 "overlap_speakers_seconds must be positive and overlap_min_seconds not negative"
             )
-        if self.counter is not None:
-            if not Path(self.counter).is_file():
-                raise OptionError(f"counter: no such file: {self.counter}")
-            from onsei.diarization.counting import load_counter  # (torch: imported if asked)
-
-            load_counter(self.counter)
+        if self.counter is not None and not Path(self.counter).is_file():
+            raise OptionError(f"counter: no such file: {self.counter}")
         if self.embedder not in EMBEDDERS:
             raise OptionError(
                 f"embedder: expected one of {', '.join(EMBEDDERS)}, got {self.embedder!r}"
@@ -139,7 +135,8 @@ def diarize(
 
     Raises:
         OptionError: inconsistent speaker counts or options.
-        ModelError: ``options.counter`` is not a voice counter.
+        ModelError: the embedder is not installed, or ``options.counter`` is not a voice
+            counter.
     """
     options = check_arguments(num_speakers, min_speakers, max_speakers, options)
     windows = speaker_windows(load_audio(audio), options)
@@ -229,16 +226,22 @@ def check_arguments(
     max_speakers: int | None = None,
     options: DiarizationOptions | None = None,
 ) -> DiarizationOptions:
-    """``diarize``'s arguments checked before any work (a counter of one's own is loaded);
-    returns the options (the defaults for None).
+    """``diarize``'s arguments checked before any work, the embedder (and a counter of
+    one's own) loaded; returns the options (the defaults for None).
 
     Raises:
         OptionError: inconsistent speaker counts or options.
-        ModelError: ``options.counter`` is not a voice counter.
+        ModelError: the embedder is not installed, or ``options.counter`` is not a voice
+            counter.
     """
     options = options or DiarizationOptions()
     options.validate()
     _check_counts(num_speakers, min_speakers, max_speakers)
+    _embedder(options.embedder, options.window_frames())
+    if options.counter is not None and options.overlap:
+        from onsei.diarization.counting import load_counter  # (torch: imported if asked)
+
+        load_counter(options.counter)
     return options
 
 

@@ -11,8 +11,9 @@ read speech in a synthetic room is not.
 
 A conversation is a sequence of turns: a speaker other than the last one (usually) starts
 after a pause, or before the last turn ends (overlap); now and then a third voice talks over
-the others (a backchannel). All voices share one synthetic room response (exponentially
-decaying noise; not for meeting speech, which has its room already) and a noise floor.
+the others (a backchannel). All voices are in one synthetic room: one reverberation time,
+a response of exponentially decaying noise for each voice, as each stands elsewhere in it
+(not for meeting speech, which has its room already); and one noise floor.
 """
 
 from __future__ import annotations

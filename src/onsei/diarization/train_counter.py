@@ -234,6 +234,7 @@ def out_of_fold(
     repeats: int,
     epochs: int,
     simulate_without: Callable[[list[str]], list[Example]],
+    seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Each meeting's ``(frames, CLASSES)`` count probabilities from a head trained without
     its group (``groups``: excerpts of one meeting, ``meeting_groups``; ``simulate_without(
@@ -243,7 +244,8 @@ def out_of_fold(
     probabilities = {}
     for fold, held in enumerate(groups):
         rest = [meetings[n] for n in sorted(meetings) if n not in held]
-        head = train(simulated + simulate_without(held) + rest * repeats, validation, epochs)
+        examples = simulated + simulate_without(held) + rest * repeats
+        head = train(examples, validation, epochs, seed=seed)
         with torch.inference_mode():
             for name in held:
                 logits = head(torch.from_numpy(meetings[name].features)[None])[0]
@@ -347,6 +349,7 @@ def main() -> None:
             args.meeting_repeats,
             args.epochs,
             simulate_without,
+            args.seed,
         )
         np.savez(args.out_of_fold, **folds)
     examples = simulated + from_meetings + list(meetings.values()) * args.meeting_repeats
