@@ -181,6 +181,13 @@ def test_clustering_finds_the_speakers_or_takes_the_count_given(method):
     assert len(set(cluster(embeddings[:3], num_speakers=5, options=options))) <= 3
 
 
+@pytest.mark.parametrize("each", [2, 3, 4, 5, 8])
+def test_spectral_clustering_of_a_few_windows_of_two_voices(each):
+    embeddings, truth = _speakers([each, each], seed=each)
+    labels = cluster(embeddings, options=ClusteringOptions(method="spectral"))
+    assert list(labels) == truth  # (with one or two neighbours each: up to six speakers)
+
+
 def test_a_long_recordings_windows_are_clustered_from_a_sample(monkeypatch):
     from onsei.diarization import clustering
 

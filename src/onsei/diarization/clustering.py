@@ -12,6 +12,11 @@ import numpy as np
 from onsei.errors import OptionError
 
 METHODS = ("agglomerative", "spectral")
+LEAST_NEIGHBOURS = 3
+"""Spectral: each window keeps at least this many other windows as neighbours, which the
+share kept does not give a recording of fewer than 14 windows (about 6 s of speech): with
+one or two, a few seconds each of two voices fell apart into four to six speakers (2 s of
+each of two AMI speakers made four, 3 s each five; two each now)."""
 MOST_CLUSTERED = 2000
 """Embeddings clustered at once (13 minutes of speech in 0.4-s steps): both methods take time
 and memory that grow as the square of the number (spectral: its cube), so a 3-hour meeting's
@@ -27,8 +32,8 @@ class ClusteringOptions:
     """Agglomerative: cosine distance at which clusters stop merging (tuned on the AMI train
     excerpts with the GE2E embeddings; 0.6 was best with the voicefilter d-vector)."""
     pruning: float = 0.3
-    """Spectral: the share of each row's strongest affinities kept (p-pruning; tuned on the
-    AMI train excerpts)."""
+    """Spectral: the share of each window's strongest affinities kept, its own among them
+    (p-pruning; tuned on the AMI train excerpts), and at least ``LEAST_NEIGHBOURS`` others."""
     one_speaker_distance: float = 0.3
     """Spectral: when no two embeddings are further apart than this cosine distance, there is
     one speaker (the eigengap of a few windows finds speakers where there is one voice: a
@@ -101,9 +106,12 @@ def _spectral(
     if low == 1 and similarity.min() >= 1 - one_speaker_distance:
         return np.zeros(len(embeddings), dtype=int)
     affinity = np.clip(similarity, 0.0, 1.0)
-    keep = max(1, int(round(pruning * len(affinity))))
+    np.fill_diagonal(affinity, 0.0)  # neighbours are chosen among the other windows
+    count = len(affinity)
+    keep = max(int(round(pruning * count)) - 1, min(count - 1, LEAST_NEIGHBOURS))
     threshold = -np.sort(-affinity, axis=1)[:, keep - 1 : keep]
     affinity = np.where(affinity >= threshold, affinity, 0.0)
+    np.fill_diagonal(affinity, 1.0)  # and each window keeps its own affinity
     affinity = (affinity + affinity.T) / 2
     degree = affinity.sum(axis=1)
     laplacian = np.diag(degree) - affinity
