@@ -389,6 +389,14 @@ def test_diarization_bad_input_is_one_line(tmp_path, capsys):
     assert main(["score-diarization", str(bad), str(bad)]) == 2
     error = capsys.readouterr().err
     assert f"{bad}:1: not an RTTM SPEAKER line" in error and error.count("\n") == 1
+    reference, hypothesis = tmp_path / "ref.rttm", tmp_path / "hyp.rttm"
+    reference.write_text("SPEAKER dev00 1 0.0 1.0 <NA> <NA> a <NA> <NA>\n")
+    hypothesis.write_text("SPEAKER DEV00 1 0.0 1.0 <NA> <NA> a <NA> <NA>\n")
+    assert main(["score-diarization", str(reference), str(hypothesis)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("DER 100.0%") and "DEV00 (not scored" in captured.err
+    assert main(["score-diarization", str(reference), str(reference), "--collar", "-1"]) == 2
+    assert "--collar: not negative" in capsys.readouterr().err
     assert main(["diarize", str(silence), "--min_speakers", "3", "--max_speakers", "2"]) == 2
     assert "is more than max_speakers" in capsys.readouterr().err
     assert main(["transcribe", str(silence), "--num_speakers", "2"]) == 2

@@ -1066,9 +1066,18 @@ def _run_score_diarization(args: argparse.Namespace) -> int:
     from onsei.diarization.scoring import read_uem, score_diarization
     from onsei.writers.rttm import read_rttm
 
+    if args.collar < 0:
+        raise OptionError(f"--collar: not negative, got {args.collar:g}")
     references, hypotheses = read_rttm(args.reference), read_rttm(args.hypothesis)
     if not references:
         raise OptionError(f"{args.reference}: no SPEAKER lines: nothing to score against")
+    unmatched = sorted(set(hypotheses) - set(references))
+    if unmatched:
+        print(
+            f"onsei: note: {args.hypothesis} has files that {args.reference} does not: "
+            f"{', '.join(unmatched)} (not scored; file ids must match)",
+            file=sys.stderr,
+        )
     uem = read_uem(args.uem) if args.uem else None
     report = score_diarization(
         references, hypotheses, collar=args.collar, skip_overlap=args.skip_overlap, uem=uem
