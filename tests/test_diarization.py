@@ -347,6 +347,12 @@ def test_assign_speakers_labels_words_and_splits_segments():
     assert Transcript([Segment(0, 9.0, 9.5, " x")]).assign_speakers(turns).segments[0].speaker == (
         "SPEAKER_1"  # nobody talks then: the nearest turn's speaker
     )
+    # a word in overlapped speech is the main speaker's, not the other voice's
+    overlapped = [Turn(3.9, 4.8, "SPEAKER_2"), Turn(4.0, 10.0, "SPEAKER_1")]
+    words = [Word(4.2, 4.6, " yes", 0.9), Word(5.0, 5.4, " well", 0.9)]
+    spoken = Transcript([Segment(0, 4.2, 5.4, " yes well", words=words)])
+    assert [w.speaker for w in spoken.assign_speakers(overlapped).words] == ["SPEAKER_1"] * 2
+    assert len(spoken.segments) == 1
 
 
 def test_diarize_and_score_from_the_command_line(two_voices, tmp_path, capsys):

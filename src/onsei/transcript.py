@@ -55,14 +55,19 @@ def _overlap(start: float, end: float, turn: Turn) -> float:
 
 
 def speaker_at(start: float, end: float, turns: list[Turn]) -> str | None:
-    """The speaker who talks most during ``[start, end]``; if nobody does, the one of the
-    nearest turn (None without turns)."""
+    """The speaker who talks most during ``[start, end]`` (of speakers who talk as much, in
+    overlapped speech, the one whose turn there is longest: the main speaker, not a second
+    voice over it); if nobody does, the one of the nearest turn (None without turns)."""
     if not turns:
         return None
     talk: dict[str, float] = {}
+    longest: dict[str, float] = {}
     for turn in turns:
-        talk[turn.speaker] = talk.get(turn.speaker, 0.0) + _overlap(start, end, turn)
-    best = max(talk, key=talk.get)
+        during = _overlap(start, end, turn)
+        talk[turn.speaker] = talk.get(turn.speaker, 0.0) + during
+        if during > 0:
+            longest[turn.speaker] = max(longest.get(turn.speaker, 0.0), turn.duration)
+    best = max(talk, key=lambda s: (round(talk[s], 6), longest.get(s, 0.0)))
     if talk[best] > 0:
         return best
     middle = (start + end) / 2
