@@ -382,11 +382,16 @@ def test_diarize_and_score_from_the_command_line(two_voices, tmp_path, capsys):
     assert (one_at_a_time / "meeting.rttm").exists()
 
 
-def test_diarization_bad_input_is_one_line(tmp_path, capsys):
-    silence = tmp_path / "silence.wav"
+def _silence(path: Path) -> Path:
+    """One second of silence written to ``path`` (a wav file)."""
     import soundfile
 
-    soundfile.write(silence, np.zeros(SR, dtype=np.float32), SR)
+    soundfile.write(path, np.zeros(SR, dtype=np.float32), SR)
+    return path
+
+
+def test_diarization_bad_input_is_one_line(tmp_path, capsys):
+    silence = _silence(tmp_path / "silence.wav")
     assert main(["diarize", str(silence), "-o", str(tmp_path)]) == 0
     assert "(no speech found)" in capsys.readouterr().out
     assert (tmp_path / "silence.rttm").read_text() == ""
@@ -431,11 +436,9 @@ def test_diarization_bad_input_is_one_line(tmp_path, capsys):
 
 
 def test_diarize_refuses_two_inputs_with_one_output(tmp_path, capsys):
-    import soundfile
-
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
-        soundfile.write(tmp_path / folder / "x.wav", np.zeros(SR, dtype=np.float32), SR)
+        _silence(tmp_path / folder / "x.wav")
     inputs = [str(tmp_path / "a" / "x.wav"), str(tmp_path / "b" / "x.wav")]
     assert main(["diarize", *inputs, "-o", str(tmp_path / "out")]) == 1
     error = capsys.readouterr().err
@@ -446,12 +449,9 @@ def test_diarize_refuses_two_inputs_with_one_output(tmp_path, capsys):
 def test_a_missing_embedder_is_found_before_transcribing(monkeypatch, tmp_path, capsys):
     import importlib.util
 
-    import soundfile
-
     from onsei.diarization import ge2e, pipeline
 
-    audio = tmp_path / "a.wav"
-    soundfile.write(audio, np.zeros(SR, dtype=np.float32), SR)
+    audio = _silence(tmp_path / "a.wav")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
     loaded = (pipeline._embedder, ge2e._encoder)  # (once per process: as if not yet)
     for function in loaded:
